@@ -1,0 +1,279 @@
+"""The ``hashbench`` command line: run methods, report results, list methods and datasets."""
+
+import json
+import logging
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.progress import BarColumn, MofNCompleteColumn, Progress as RichProgress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from hashbench.atomic import write_text_atomic
+from hashbench.paths import DATA_ROOT_ENV, default_data_root
+from hashbench.progress import Progress
+
+app = typer.Typer(
+    help="hashbench: learning-to-hash image retrieval benchmarks (DSTDH and baselines).",
+    no_args_is_help=True,
+    add_completion=False,
+)
+console = Console()
+error_console = Console(stderr=True)
+
+REPORT_FORMATS = ("table", "markdown", "csv", "json")
+
+
+class RichProgressReporter(Progress):
+    """Progress reporter that draws one rich progress bar per task."""
+
+    def __init__(self, rich_progress):
+        self._progress = rich_progress
+
+    @contextmanager
+    def task(self, description, total=None):
+        task_id = self._progress.add_task(description, total=total)
+        try:
+            yield lambda count=1: self._progress.advance(task_id, count)
+        finally:
+            self._progress.remove_task(task_id)
+
+
+@contextmanager
+def _progress_bars():
+    columns = (
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
+    )
+    with RichProgress(*columns, console=error_console, transient=True) as rich_progress:
+        yield RichProgressReporter(rich_progress)
+
+
+def _configure_logging(verbose):
+    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    logging.basicConfig(
+        level=level, format="%(message)s", datefmt="[%X]",
+        handlers=[RichHandler(console=error_console, show_path=False)], force=True,
+    )
+
+
+def _fail(message):
+    error_console.print(f"[bold red]Error:[/] {message}")
+    raise typer.Exit(code=2)
+
+
+def _parse_int_list(text, option):
+    values = []
+    for part in text.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        try:
+            values.append(int(part))
+        except ValueError:
+            _fail(f"{option} expects comma-separated integers, for example {option} 16,32; got {text!r}.")
+    if not values:
+        _fail(f"{option} expects at least one integer, got {text!r}.")
+    return values
+
+
+def _parse_overrides(pairs):
+    from hashbench.registry import parse_override
+
+    overrides = {}
+    for text in pairs:
+        try:
+            key, value = parse_override(text)
+        except ValueError as error:
+            _fail(str(error))
+        overrides[key] = value
+    return overrides
+
+
+VerboseOption = typer.Option(0, "--verbose", "-v", count=True, help="Log progress details: -v info, -vv debug.")
+
+
+@app.command()
+def run(
+    method: str = typer.Option(..., "--method", "-m", help="Method name (see `hashbench methods`)."),
+    dataset: str = typer.Option("mirflickr25k", "--dataset", "-d", help="Dataset name (see `hashbench datasets`)."),
+    bits: str = typer.Option("32", "--bits", "-b", help="Comma-separated code lengths in bits, multiples of 8."),
+    seeds: str = typer.Option("0", "--seeds", "-s", help="Comma-separated seeds; one run per seed."),
+    data_root: Path = typer.Option(None, "--data-root", help=f"Data folder [default: ${DATA_ROOT_ENV}, then ./data]."),
+    runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Folder of the run store."),
+    cache_dir: Path = typer.Option(Path("cache"), "--cache-dir", help="Folder of the feature cache."),
+    protocol: str = typer.Option(None, "--protocol", help="Protocol name [default: the dataset's standard one]."),
+    backbone: str = typer.Option("efficientnet-lite0", "--backbone", help="Feature extractor."),
+    backbone_weights: Path = typer.Option(None, "--backbone-weights", help="Local weights file of the backbone (vgg16)."),
+    allow_partial: bool = typer.Option(False, "--allow-partial", help="Run on the images present when some are missing."),
+    set_: list[str] = typer.Option([], "--set", help="Override a method parameter: --set key=value (repeatable)."),
+    force: bool = typer.Option(False, "--force", help="Replace runs that exist already."),
+    batch_size: int = typer.Option(64, "--batch-size", help="Images per batch in feature extraction."),
+    verbose: int = VerboseOption,
+):
+    """Train and evaluate METHOD on a dataset for every code length and seed."""
+    from hashbench.runner import RunRequest, run_grid
+
+    _configure_logging(verbose)
+    request = RunRequest(
+        method=method, dataset=dataset, bits=_parse_int_list(bits, "--bits"), seeds=_parse_int_list(seeds, "--seeds"),
+        data_root=data_root or default_data_root(), runs_dir=runs_dir, cache_dir=cache_dir, protocol=protocol,
+        backbone=backbone, backbone_options={"weights_path": backbone_weights} if backbone_weights else {},
+        allow_partial=allow_partial, overrides=_parse_overrides(set_), force=force, batch_size=batch_size,
+    )
+
+    table = Table(title=f"{method} on {dataset}", show_lines=False)
+    for column in ("bits", "seed", "status", "mAP", "mAP@1000", "P@1000", "fit (s)", "run folder"):
+        table.add_column(column, justify="right" if column not in ("status", "run folder") else "left")
+
+    def show(outcome):
+        m = outcome.metrics
+        table.add_row(
+            str(outcome.key.n_bits), str(outcome.key.seed), outcome.status,
+            f"{m['map']:.4f}" if "map" in m else "-",
+            f"{m['map@1000']:.4f}" if "map@1000" in m else "-",
+            f"{m['precision@1000']:.4f}" if "precision@1000" in m else "-",
+            f"{outcome.timings['fit_s']:.1f}" if outcome.timings else "-",
+            str(outcome.path),
+        )
+        if outcome.status == "done":
+            error_console.print(
+                f"[green]done[/] {method} bits={outcome.key.n_bits} seed={outcome.key.seed}: mAP {m['map']:.4f}"
+            )
+
+    try:
+        with _progress_bars() as progress:
+            run_grid(request, progress=progress, on_outcome=show)
+    except (ValueError, TypeError, FileNotFoundError, FileExistsError) as error:
+        _fail(str(error))
+    console.print(table)
+
+
+@app.command()
+def report(
+    runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Folder of the run store."),
+    fmt: str = typer.Option("table", "--format", "-f", help=f"Output format: {', '.join(REPORT_FORMATS)}."),
+    output: Path = typer.Option(None, "--output", "-o", help="Write the report to this file instead of the terminal."),
+    method: list[str] = typer.Option([], "--method", help="Only this method (repeatable)."),
+    dataset: list[str] = typer.Option([], "--dataset", help="Only this dataset (repeatable)."),
+    bits: str = typer.Option(None, "--bits", help="Only these code lengths, comma-separated."),
+    verbose: int = VerboseOption,
+):
+    """Summarise stored runs: mean and standard deviation over seeds of every metric."""
+    from hashbench.report import format_report, summarize_runs
+    from hashbench.store import iter_runs
+
+    _configure_logging(verbose)
+    if fmt not in REPORT_FORMATS:
+        _fail(f"--format must be one of {', '.join(REPORT_FORMATS)}, got {fmt!r}.")
+    if not Path(runs_dir).is_dir():
+        _fail(f"Runs folder {runs_dir} does not exist. Run `hashbench run --method NAME` first, or pass --runs-dir.")
+    try:
+        records = iter_runs(runs_dir)
+        frame = summarize_runs(
+            records, method=method or None, dataset=dataset or None,
+            n_bits=_parse_int_list(bits, "--bits") if bits else None,
+        )
+    except ValueError as error:
+        _fail(str(error))
+
+    if fmt == "table":
+        text = None
+        _print_report_table(frame)
+    else:
+        text = format_report(frame, fmt)
+    if output is not None:
+        content = text if text is not None else format_report(frame, "markdown")
+        write_text_atomic(output, content)
+        error_console.print(f"Wrote {output}")
+    elif text is not None:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+
+
+# Columns of the terminal report: (header, metric column, decimals); a column absent from the
+# summary is left out.
+_TABLE_COLUMNS = (
+    ("mAP", "map", 4),
+    ("mAP@1000", "map@1000", 4),
+    ("mAP@5000", "map@5000", 4),
+    ("P@500", "precision@500", 4),
+    ("P@1000", "precision@1000", 4),
+    ("P@5000", "precision@5000", 4),
+    ("fit (s)", "fit_s", 1),
+    ("encode (ms/item)", "encode_ms_per_item", 4),
+    ("search (ms/query)", "search_ms_per_query", 3),
+)
+
+
+def _print_report_table(frame):
+    for (dataset, protocol), group in frame.groupby(["dataset", "protocol"], sort=False):
+        table = Table(title=f"{dataset} / {protocol}: mean ± std over seeds")
+        table.add_column("method")
+        table.add_column("bits", justify="right")
+        table.add_column("seeds", justify="right")
+        shown = [(header, column, decimals) for header, column, decimals in _TABLE_COLUMNS if column in group]
+        for header, _, _ in shown:
+            table.add_column(header, justify="right")
+        for _, row in group.iterrows():
+            cells = [str(row["method"]), str(int(row["n_bits"])), str(int(row["n_seeds"]))]
+            for _, column, decimals in shown:
+                std = row.get(f"{column}_std", 0.0)
+                cells.append(f"{row[column]:.{decimals}f} ± {std:.{decimals}f}")
+            table.add_row(*cells)
+        console.print(table)
+
+
+@app.command()
+def methods():
+    """List the registered methods."""
+    from hashbench.registry import get_method_class, list_methods, load_method_definition
+
+    table = Table(title="Methods")
+    table.add_column("name")
+    table.add_column("trains on")
+    table.add_column("description")
+    for name in list_methods():
+        cls = get_method_class(name)
+        try:
+            description = load_method_definition(name).description
+        except (FileNotFoundError, ValueError) as error:
+            description = f"[red]definition error: {error}[/]"
+        table.add_row(name, ", ".join(sorted(cls.requires)), description)
+    console.print(table)
+
+
+@app.command()
+def datasets(
+    data_root: Path = typer.Option(None, "--data-root", help=f"Data folder [default: ${DATA_ROOT_ENV}, then ./data]."),
+):
+    """List the registered datasets and whether their data are under the data root."""
+    from hashbench.data import dataset_status, list_datasets
+
+    root = data_root or default_data_root()
+    table = Table(title=f"Datasets under {root}")
+    for column in ("name", "found", "items", "images present", "description", "note"):
+        table.add_column(column)
+    for name in list_datasets():
+        status = dataset_status(name, root)
+        table.add_row(
+            name, "yes" if status["found"] else "no",
+            f"{status['n_items']:,}" if status.get("n_items") is not None else "-",
+            f"{status['n_images_present']:,}" if status.get("n_images_present") is not None else "-",
+            status.get("description", ""), status.get("message", ""),
+        )
+    console.print(table)
+
+
+def main():
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,21 @@
+"""Image features: frozen ImageNet backbones and the on-disk feature cache."""
+
+from hashbench.features.backbones import (
+    Backbone,
+    ImageDecodeError,
+    get_backbone,
+    list_backbones,
+    register_backbone,
+)
+from hashbench.features.cache import CACHE_FORMAT_VERSION, cache_key, compute_features
+
+__all__ = [
+    "Backbone",
+    "CACHE_FORMAT_VERSION",
+    "ImageDecodeError",
+    "cache_key",
+    "compute_features",
+    "get_backbone",
+    "list_backbones",
+    "register_backbone",
+]

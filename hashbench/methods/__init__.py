@@ -1,0 +1,1 @@
+"""Hashing methods, one module each; every module registers its class on import."""

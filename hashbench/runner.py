@@ -1,0 +1,260 @@
+"""The benchmark runner: one grid of (method, code length, seed) runs on one dataset split.
+
+For each run the runner trains the method on the training items, encodes the database and the
+queries from cached backbone features, ranks the database by Hamming distance for every query,
+evaluates the ranking and stores the record and the codes. A run that already exists in the store
+is skipped unless ``force`` is set, so an interrupted grid resumes where it stopped.
+"""
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from hashbench import __version__
+from hashbench.codes import validate_n_bits
+from hashbench.data import load_dataset, load_split
+from hashbench.environment import collect_environment
+from hashbench.features import compute_features, get_backbone
+from hashbench.interface import TrainingSet
+from hashbench.metrics import evaluate_codes, hamming_distances
+from hashbench.progress import NULL_PROGRESS
+from hashbench.registry import get_method_class, make_hasher, resolve_params
+from hashbench.store import RunKey, RunStore
+
+logger = logging.getLogger(__name__)
+
+# Images timed when measuring the backbone's per-item latency from pixels.
+_LATENCY_IMAGES = 64
+
+# Queries per block when timing Hamming ranking.
+_SEARCH_BLOCK = 256
+
+
+@dataclass
+class RunRequest:
+    """What ``hashbench run`` asks for.
+
+    Attributes
+    ----------
+    method : str
+        Registered method name.
+    dataset : str
+        Registered dataset name.
+    bits : list of int
+        Code lengths, each a positive multiple of 8.
+    seeds : list of int
+        Seeds; each run uses one.
+    data_root, runs_dir, cache_dir : pathlib.Path
+        Where the data are, where runs are stored and where features are cached.
+    protocol : str or None
+        Protocol name; None selects the dataset's standard protocol.
+    backbone : str
+        Feature extractor name.
+    backbone_options : dict
+        Extra keyword arguments of the backbone (for example ``weights_path``).
+    allow_partial : bool
+        Restrict the protocol to the images present on disk.
+    overrides : dict
+        Method parameters that replace the definition's values.
+    force : bool
+        Replace runs that exist already.
+    batch_size : int
+        Images per batch in feature extraction.
+    """
+
+    method: str
+    dataset: str
+    bits: list
+    seeds: list
+    data_root: object
+    runs_dir: object
+    cache_dir: object
+    protocol: str | None = None
+    backbone: str = "efficientnet-lite0"
+    backbone_options: dict = field(default_factory=dict)
+    allow_partial: bool = False
+    overrides: dict = field(default_factory=dict)
+    force: bool = False
+    batch_size: int = 64
+
+
+@dataclass
+class RunOutcome:
+    """One run of a grid: its key, where it is stored, whether it ran and its metrics."""
+
+    key: RunKey
+    path: object
+    status: str
+    metrics: dict = field(default_factory=dict)
+    timings: dict = field(default_factory=dict)
+
+
+def _validate_request(request):
+    bits = [validate_n_bits(b, name="--bits value") for b in request.bits]
+    if not bits:
+        raise ValueError("--bits needs at least one code length, for example --bits 32.")
+    for seed in request.seeds:
+        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+            raise ValueError(f"Seeds must be non-negative integers, got {seed!r}.")
+    if not request.seeds:
+        raise ValueError("--seeds needs at least one seed, for example --seeds 0.")
+    get_method_class(request.method)
+    return bits
+
+
+def time_search(query_codes, db_codes):
+    """Time a full Hamming ranking of the database for every query.
+
+    Parameters
+    ----------
+    query_codes : ndarray of shape (n_queries, n_bytes), dtype uint8
+    db_codes : ndarray of shape (n_database, n_bytes), dtype uint8
+
+    Returns
+    -------
+    float
+        Milliseconds per query for distances plus a stable sort, in blocks of queries.
+    """
+    start = time.perf_counter()
+    for first in range(0, len(query_codes), _SEARCH_BLOCK):
+        distances = hamming_distances(query_codes[first:first + _SEARCH_BLOCK], db_codes)
+        np.argsort(distances, axis=1, kind="stable")
+    return 1000.0 * (time.perf_counter() - start) / len(query_codes)
+
+
+def time_backbone(backbone, image_paths):
+    """Return the backbone's milliseconds per image on up to 64 images (decoding included)."""
+    paths = list(image_paths[:_LATENCY_IMAGES])
+    start = time.perf_counter()
+    backbone.extract(paths, batch_size=len(paths))
+    return 1000.0 * (time.perf_counter() - start) / len(paths)
+
+
+def run_grid(request, *, progress=NULL_PROGRESS, on_outcome=None):
+    """Run every (code length, seed) combination of a request.
+
+    Parameters
+    ----------
+    request : RunRequest
+    progress : hashbench.progress.Progress, optional
+    on_outcome : callable, optional
+        Called with each ``RunOutcome`` as soon as it is known.
+
+    Returns
+    -------
+    list of RunOutcome
+    """
+    bits_list = _validate_request(request)
+    method_cls = get_method_class(request.method)
+    store = RunStore(request.runs_dir)
+
+    dataset = load_dataset(request.dataset, request.data_root, progress=progress)
+    split = load_split(dataset, request.protocol, allow_partial=request.allow_partial)
+    params = resolve_params(request.method, dataset.name, request.overrides)
+    keys = [
+        RunKey(
+            method=request.method, dataset=dataset.name, protocol=split.protocol, n_bits=n_bits, seed=seed,
+            params=params, backbone=request.backbone,
+        )
+        for n_bits in bits_list
+        for seed in request.seeds
+    ]
+    pending = [key for key in keys if request.force or not store.exists(key)]
+    outcomes = []
+    for key in keys:
+        if key not in pending:
+            outcome = RunOutcome(key=key, path=store.path(key), status="skipped (exists)")
+            outcomes.append(outcome)
+            if on_outcome:
+                on_outcome(outcome)
+    if not pending:
+        logger.info("All %d runs exist under %s; nothing to do (use --force to replace them)", len(keys), request.runs_dir)
+        return outcomes
+
+    # Features of every item the split uses, computed once and cached on disk.
+    backbone = get_backbone(request.backbone, **request.backbone_options)
+    rows = np.union1d(split.database, split.query)
+    start = time.perf_counter()
+    features = compute_features(
+        backbone, [dataset.image_paths[i] for i in rows], dataset.ids[rows], dataset=dataset.name,
+        cache_dir=request.cache_dir, batch_size=request.batch_size, progress=progress,
+    )
+    features_s = time.perf_counter() - start
+    position = {row: i for i, row in enumerate(rows)}
+
+    def features_of(selected):
+        return features[[position[row] for row in selected]]
+
+    train_features = features_of(split.train)
+    db_features = features_of(split.database)
+    query_features = features_of(split.query)
+    backbone_ms = time_backbone(backbone, [dataset.image_paths[i] for i in split.query])
+    environment = collect_environment()
+
+    for key in pending:
+        hasher = make_hasher(request.method, n_bits=key.n_bits, seed=key.seed, dataset=dataset.name,
+                             overrides=request.overrides)
+        train = TrainingSet(
+            ids=dataset.ids[split.train],
+            features=train_features,
+            tags=dataset.tags[split.train] if "tags" in method_cls.requires else None,
+        )
+        logger.info("Run %s: fitting on %d items", key.relative_path, len(train))
+
+        start = time.perf_counter()
+        hasher.fit(train, progress=progress)
+        fit_s = time.perf_counter() - start
+
+        start = time.perf_counter()
+        hasher.calibrate(db_features)
+        db_codes = hasher.encode(db_features)
+        query_codes = hasher.encode(query_features)
+        encode_ms = 1000.0 * (time.perf_counter() - start) / (len(db_features) + len(query_features))
+
+        search_ms = time_search(query_codes, db_codes)
+        evaluation = evaluate_codes(
+            query_codes, db_codes, dataset.labels[split.query], dataset.labels[split.database], progress=progress,
+        )
+        timings = {
+            "fit_s": fit_s,
+            "encode_ms_per_item": encode_ms,
+            "encode_pixels_ms_per_item": backbone_ms + encode_ms,
+            "search_ms_per_query": search_ms,
+            "features_s": features_s,
+        }
+        record = {
+            "method": key.method,
+            "dataset": key.dataset,
+            "protocol": key.protocol,
+            "n_bits": key.n_bits,
+            "seed": key.seed,
+            "params": hasher.get_params(),
+            "backbone": {"name": backbone.name, "preprocessing": backbone.preprocessing,
+                         "n_features": backbone.n_features, "options": {k: str(v) for k, v in request.backbone_options.items()}},
+            "split": split.to_record(),
+            "environment": environment,
+            "metrics": evaluation["metrics"],
+            "curves": evaluation["curves"],
+            "capped": evaluation.get("capped", {}),
+            "conventions": evaluation["conventions"],
+            "timings": timings,
+            "timing_setup": {"encode_batch_size": len(db_features), "feature_batch_size": request.batch_size,
+                             "torch_threads": environment.get("torch_num_threads")},
+            "fit_details": getattr(hasher, "history_", None),
+            "hashbench_version": __version__,
+        }
+        arrays = {
+            "query_codes": query_codes,
+            "db_codes": db_codes,
+            "query_ids": dataset.ids[split.query],
+            "db_ids": dataset.ids[split.database],
+        }
+        path = store.write(key, record, arrays, force=request.force)
+        outcome = RunOutcome(key=key, path=path, status="done", metrics=evaluation["metrics"], timings=timings)
+        outcomes.append(outcome)
+        logger.info("Run %s: mAP %.4f, fit %.1f s", key.relative_path, evaluation["metrics"]["map"], fit_s)
+        if on_outcome:
+            on_outcome(outcome)
+    return outcomes
