@@ -1,6 +1,6 @@
 """The ``hashbench`` command line: run methods, report results, list methods and datasets."""
 
-import json
+import hashlib
 import logging
 import sys
 from contextlib import contextmanager
@@ -84,6 +84,15 @@ def _parse_int_list(text, option):
     return values
 
 
+def _parse_sample(text):
+    if text is None:
+        return None
+    values = _parse_int_list(text, "--sample")
+    if len(values) != 2:
+        _fail(f"--sample expects two integers QUERIES,DATABASE, for example --sample 200,1000; got {text!r}.")
+    return tuple(values)
+
+
 def _parse_overrides(pairs):
     from hashbench.registry import parse_override
 
@@ -116,6 +125,8 @@ def run(
     set_: list[str] = typer.Option([], "--set", help="Override a method parameter: --set key=value (repeatable)."),
     force: bool = typer.Option(False, "--force", help="Replace runs that exist already."),
     batch_size: int = typer.Option(64, "--batch-size", help="Images per batch in feature extraction."),
+    sample: str = typer.Option(None, "--sample", help="Run on a seeded sample: QUERIES,DATABASE items, e.g. 200,1000."),
+    sample_seed: int = typer.Option(0, "--sample-seed", help="Seed of the --sample draw."),
     verbose: int = VerboseOption,
 ):
     """Train and evaluate METHOD on a dataset for every code length and seed."""
@@ -127,11 +138,12 @@ def run(
         data_root=data_root or default_data_root(), runs_dir=runs_dir, cache_dir=cache_dir, protocol=protocol,
         backbone=backbone, backbone_options={"weights_path": backbone_weights} if backbone_weights else {},
         allow_partial=allow_partial, overrides=_parse_overrides(set_), force=force, batch_size=batch_size,
+        sample=_parse_sample(sample), sample_seed=sample_seed,
     )
 
     table = Table(title=f"{method} on {dataset}", show_lines=False)
-    for column in ("bits", "seed", "status", "mAP", "mAP@1000", "P@1000", "fit (s)", "run folder"):
-        table.add_column(column, justify="right" if column not in ("status", "run folder") else "left")
+    for column in ("bits", "seed", "status", "mAP", "mAP@1000", "P@1000", "fit (s)"):
+        table.add_column(column, justify="left" if column == "status" else "right")
 
     def show(outcome):
         m = outcome.metrics
@@ -141,7 +153,6 @@ def run(
             f"{m['map@1000']:.4f}" if "map@1000" in m else "-",
             f"{m['precision@1000']:.4f}" if "precision@1000" in m else "-",
             f"{outcome.timings['fit_s']:.1f}" if outcome.timings else "-",
-            str(outcome.path),
         )
         if outcome.status == "done":
             error_console.print(
@@ -154,6 +165,7 @@ def run(
     except (ValueError, TypeError, FileNotFoundError, FileExistsError) as error:
         _fail(str(error))
     console.print(table)
+    console.print(f"Runs are stored under {runs_dir}; `hashbench report --runs-dir {runs_dir}` summarises them.")
 
 
 @app.command()
@@ -168,7 +180,7 @@ def report(
 ):
     """Summarise stored runs: mean and standard deviation over seeds of every metric."""
     from hashbench.report import format_report, summarize_runs
-    from hashbench.store import iter_runs
+    from hashbench.store import scan_runs
 
     _configure_logging(verbose)
     if fmt not in REPORT_FORMATS:
@@ -176,7 +188,10 @@ def report(
     if not Path(runs_dir).is_dir():
         _fail(f"Runs folder {runs_dir} does not exist. Run `hashbench run --method NAME` first, or pass --runs-dir.")
     try:
-        records = iter_runs(runs_dir)
+        scan = scan_runs(runs_dir)
+        for problem in scan.problems:
+            error_console.print(f"[yellow]Skipped[/] {problem.path}: {problem.reason}")
+        records = scan.records if scan.records else runs_dir
         frame = summarize_runs(
             records, method=method or None, dataset=dataset or None,
             n_bits=_parse_int_list(bits, "--bits") if bits else None,
@@ -218,11 +233,17 @@ def _print_report_table(frame):
         table.add_column("method")
         table.add_column("bits", justify="right")
         table.add_column("seeds", justify="right")
+        # Two parameter settings of one method get separate rows; a short hash tells them apart.
+        show_params = group.groupby(["method", "n_bits"])["params"].nunique().max() > 1
+        if show_params:
+            table.add_column("params")
         shown = [(header, column, decimals) for header, column, decimals in _TABLE_COLUMNS if column in group]
         for header, _, _ in shown:
             table.add_column(header, justify="right")
         for _, row in group.iterrows():
             cells = [str(row["method"]), str(int(row["n_bits"])), str(int(row["n_seeds"]))]
+            if show_params:
+                cells.append(hashlib.sha256(row["params"].encode()).hexdigest()[:8])
             for _, column, decimals in shown:
                 std = row.get(f"{column}_std", 0.0)
                 cells.append(f"{row[column]:.{decimals}f} ± {std:.{decimals}f}")

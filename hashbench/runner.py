@@ -14,7 +14,7 @@ import numpy as np
 
 from hashbench import __version__
 from hashbench.codes import validate_n_bits
-from hashbench.data import load_dataset, load_split
+from hashbench.data import load_dataset, load_split, sample_split
 from hashbench.environment import collect_environment
 from hashbench.features import compute_features, get_backbone
 from hashbench.interface import TrainingSet
@@ -62,6 +62,11 @@ class RunRequest:
         Replace runs that exist already.
     batch_size : int
         Images per batch in feature extraction.
+    sample : tuple of (int, int), or None
+        Run on a seeded sample of (queries, database items) of the split; the training set is
+        the part of the protocol's training set inside the sampled database.
+    sample_seed : int
+        Seed of that sample.
     """
 
     method: str
@@ -78,6 +83,8 @@ class RunRequest:
     overrides: dict = field(default_factory=dict)
     force: bool = False
     batch_size: int = 64
+    sample: tuple | None = None
+    sample_seed: int = 0
 
 
 @dataclass
@@ -152,10 +159,21 @@ def run_grid(request, *, progress=NULL_PROGRESS, on_outcome=None):
 
     dataset = load_dataset(request.dataset, request.data_root, progress=progress)
     split = load_split(dataset, request.protocol, allow_partial=request.allow_partial)
+    if request.sample is not None:
+        n_query, n_database = request.sample
+        split = sample_split(split, dataset.ids, n_query=n_query, n_database=n_database, seed=request.sample_seed)
+        logger.info(
+            "Sampled %d queries and %d database items (%d training items) with seed %d",
+            len(split.query), len(split.database), len(split.train), request.sample_seed,
+        )
     params = resolve_params(request.method, dataset.name, request.overrides)
+    # A sampled split is a different protocol for the store, so its runs never mix with full ones.
+    protocol_name = split.protocol
+    if split.sample is not None:
+        protocol_name = f"{split.protocol}-sample{split.sample['n_query']}x{split.sample['n_database']}s{split.sample['seed']}"
     keys = [
         RunKey(
-            method=request.method, dataset=dataset.name, protocol=split.protocol, n_bits=n_bits, seed=seed,
+            method=request.method, dataset=dataset.name, protocol=protocol_name, n_bits=n_bits, seed=seed,
             params=params, backbone=request.backbone,
         )
         for n_bits in bits_list
@@ -225,13 +243,10 @@ def run_grid(request, *, progress=NULL_PROGRESS, on_outcome=None):
             "features_s": features_s,
         }
         record = {
-            "method": key.method,
-            "dataset": key.dataset,
-            "protocol": key.protocol,
-            "n_bits": key.n_bits,
-            "seed": key.seed,
-            "params": hasher.get_params(),
-            "backbone": {"name": backbone.name, "preprocessing": backbone.preprocessing,
+            # The store adds the key fields (method, dataset, protocol, n_bits, seed, params, backbone).
+            "constructor_params": hasher.get_params(),
+            "effective_params": hasher.effective_params() if hasattr(hasher, "effective_params") else None,
+            "backbone_details": {"name": backbone.name, "preprocessing": backbone.preprocessing,
                          "n_features": backbone.n_features, "options": {k: str(v) for k, v in request.backbone_options.items()}},
             "split": split.to_record(),
             "environment": environment,

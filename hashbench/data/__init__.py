@@ -17,7 +17,7 @@ from hashbench.data.dataset import (
     load_dataset,
     register_dataset,
 )
-from hashbench.data.protocol import Split, load_split
+from hashbench.data.protocol import Split, load_split, sample_split
 
 __all__ = [
     "Dataset",
@@ -27,5 +27,6 @@ __all__ = [
     "list_datasets",
     "load_dataset",
     "load_split",
+    "sample_split",
     "register_dataset",
 ]

@@ -20,7 +20,7 @@ import json
 import logging
 import os
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -423,6 +423,9 @@ class Split:
         Listed items whose image exists.
     protocol_file : pathlib.Path
         The protocol file.
+    sample : dict or None
+        When the split is a seeded sample of the protocol (see ``sample_split``): the seed, the
+        sampled counts and the split hash of the sampled id lists; else None.
     """
 
     dataset: str
@@ -438,6 +441,7 @@ class Split:
     n_listed: int
     n_present: int
     protocol_file: Path
+    sample: dict | None = None
 
     def to_record(self):
         """Return the split's identity and counts as a JSON-serialisable dict for run records."""
@@ -456,7 +460,56 @@ class Split:
         }
         if self.partial:
             record["partial_split_hash"] = self.partial_split_hash
+        if self.sample is not None:
+            record["sample"] = dict(self.sample)
         return record
+
+
+def sample_split(split, ids, *, n_query, n_database, seed):
+    """Draw a seeded sample of a split's queries and database, for quick runs and tests.
+
+    The training rows of the sample are the training rows that fall in the sampled database, so
+    the sample keeps the protocol's structure (training inside the database, queries outside).
+
+    Parameters
+    ----------
+    split : Split
+        The protocol's split (possibly restricted to the images present).
+    ids : ndarray of shape (n_items,), dtype int64
+        The dataset's item ids, to hash the sampled lists.
+    n_query, n_database : int
+        Sample sizes, at most the split's counts.
+    seed : int
+        Seed of the sampling.
+
+    Returns
+    -------
+    Split
+        A copy with sampled rows and ``sample`` set.
+    """
+    for name, requested, available in (("n_query", n_query, len(split.query)),
+                                       ("n_database", n_database, len(split.database))):
+        if isinstance(requested, bool) or not isinstance(requested, int) or not 1 <= requested <= available:
+            raise ValueError(
+                f"{name} must be an integer between 1 and {available} (the split's count), got {requested!r}."
+            )
+    rng = np.random.default_rng(seed)
+    query = np.sort(rng.choice(split.query, size=n_query, replace=False))
+    database = np.sort(rng.choice(split.database, size=n_database, replace=False))
+    train = np.intersect1d(split.train, database)
+    if len(train) < 2:
+        raise ValueError(
+            f"The sampled database of {n_database} items contains {len(train)} training items; "
+            "sample a larger database."
+        )
+    sample = {
+        "seed": int(seed),
+        "n_query": int(n_query),
+        "n_database": int(n_database),
+        "n_train": int(len(train)),
+        "split_hash": split_hash(ids[query], ids[database], ids[train]),
+    }
+    return replace(split, query=query, database=database, train=train, sample=sample)
 
 
 def _protocol_recipe(dataset, protocol):

@@ -39,8 +39,17 @@ logger = logging.getLogger(__name__)
 
 VARIANTS = ("default", "released-code")
 
-# Settings that the released-code variant fixes, whatever the definition file says.
+# Settings that the released-code variant fixes, whatever the definition file or --set says:
+# the released script's weights, penalty schedule, graph sizes and its structural choices.
 _RELEASED_CODE = {
+    "alpha": 1e-2,
+    "beta": 1e-3,
+    "nu": 1e-3,
+    "mu": 1e-2,
+    "rho": 1.1,
+    "n_hyperedges": 500,
+    "n_anchors": 100,
+    "anchors_per_item": 2,
     "noise_groups": "columns",
     "sigma_h": 40.0,
     "edges_per_item": None,
