@@ -35,6 +35,7 @@ ABLATIONS = [
     ("no tag term (Z = YP + A dropped)", {"use_tags": False}),
     ("no graph deflation", {"deflate_graphs": False}),
     ("one round", {"rounds": 1}),
+    ("rounds restart the solver", {"warm_start": False}),
     ("released-code variant", {"variant": "released-code"}),
 ]
 

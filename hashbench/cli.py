@@ -21,7 +21,9 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
-console = Console()
+# Rich falls back to 80 columns when the output is not a terminal, which folds every report cell;
+# a file or pipe gets wide lines instead.
+console = Console(width=None if sys.stdout.isatty() else 200)
 error_console = Console(stderr=True)
 
 REPORT_FORMATS = ("table", "markdown", "csv", "json")
@@ -223,6 +225,7 @@ _TABLE_COLUMNS = (
     ("P@5000", "precision@5000", 4),
     ("fit (s)", "fit_s", 1),
     ("encode (ms/item)", "encode_ms_per_item", 4),
+    ("encode from pixels (ms/item)", "encode_pixels_ms_per_item", 1),
     ("search (ms/query)", "search_ms_per_query", 3),
 )
 
@@ -246,7 +249,7 @@ def _print_report_table(frame):
                 cells.append(hashlib.sha256(row["params"].encode()).hexdigest()[:8])
             for _, column, decimals in shown:
                 std = row.get(f"{column}_std", 0.0)
-                cells.append(f"{row[column]:.{decimals}f} ± {std:.{decimals}f}")
+                cells.append(f"{row[column]:.{decimals}f}±{std:.{decimals}f}")
             table.add_row(*cells)
         console.print(table)
 
@@ -290,6 +293,27 @@ def datasets(
             status.get("description", ""), status.get("message", ""),
         )
     console.print(table)
+
+
+@app.command("fetch-weights")
+def fetch_weights(
+    name: str = typer.Argument(..., help="Backbone whose weights to download: vgg16."),
+    directory: Path = typer.Option(Path("weights"), "--directory", help="Folder to write the weights file to."),
+    base_url: str = typer.Option(None, "--base-url", help="Folder URL that serves the file [default: torchvision's]."),
+    verbose: int = VerboseOption,
+):
+    """Download a backbone's official weights with a checksum check; resumes a partial download."""
+    from hashbench.download import VGG16_BASE_URL, DownloadError, fetch_vgg16_weights
+
+    _configure_logging(verbose)
+    if name != "vgg16":
+        _fail(f"No downloadable weights for {name!r}; only vgg16 has them (efficientnet-lite0 ships in its package).")
+    try:
+        with _progress_bars() as progress:
+            path = fetch_vgg16_weights(directory, progress, base_url=base_url or VGG16_BASE_URL)
+    except DownloadError as error:
+        _fail(str(error))
+    console.print(f"Saved {path}. Use it with: hashbench run --backbone vgg16 --backbone-weights {path}")
 
 
 def main():

@@ -7,6 +7,7 @@ the formatted cells that a terminal table needs.
 """
 
 import fnmatch
+import hashlib
 import json
 import logging
 import math
@@ -446,13 +447,23 @@ def table_cells(frame):
 
     rows = []
     for record in frame.to_dict(orient="records"):
-        cells = [
-            "none" if column == "backbone" and record[column] is None else str(record[column])
-            for column, _ in _TABLE_KEY_COLUMNS
-        ]
+        cells = [_key_cell(column, record[column]) for column, _ in _TABLE_KEY_COLUMNS]
         cells += [column.format_cell(record[column.name], record[column.std_name]) for column in quantities]
         rows.append(cells)
     return ReportTable(headers=headers, justify=justify, rows=rows)
+
+
+def params_label(params_json):
+    """Return the short label of a parameter set: the first 8 hex digits of its SHA-256."""
+    return hashlib.sha256(params_json.encode("utf-8")).hexdigest()[:8]
+
+
+def _key_cell(column, value):
+    if column == "backbone" and value is None:
+        return "none"
+    if column == "params":
+        return params_label(value)
+    return str(value)
 
 
 def _format_markdown(frame):
@@ -465,6 +476,11 @@ def _format_markdown(frame):
     separators = ["---:" if side == "right" else "---" for side in table.justify]
     lines = [line(table.headers), "|" + "|".join(separators) + "|"]
     lines += [line(row) for row in table.rows]
+
+    # The table names each parameter set by a short hash; list the sets in full below it.
+    lines += ["", "Parameters:", ""]
+    for method, params_json in sorted(set(zip(frame["method"], frame["params"]))):
+        lines.append(f"- `{params_label(params_json)}` ({method}): `{params_json}`")
     return "\n".join(lines) + "\n"
 
 

@@ -277,3 +277,22 @@ def test_dstdh_needs_tags():
     train = _training_set()
     with pytest.raises(ValueError, match="has no \\['tags'\\]"):
         DSTDH(n_bits=16, **SMALL).fit(TrainingSet(ids=train.ids, features=train.features))
+
+
+def test_solver_state_continues_penalty(problem):
+    settings = SolverSettings(mu=0.1, rho=2.0, max_iter=3, stopping="fixed")
+    tags = TagRegression(problem["tags"])
+    first = learn_codes(problem["codes"], tags, None, None, problem["outputs"], settings)
+    second = learn_codes(first.codes, tags, None, None, problem["outputs"], settings, state=first.state)
+    assert first.state.mu == pytest.approx(0.8)
+    assert second.state.mu == pytest.approx(6.4)
+
+
+def test_solver_state_split_matches_one_run(problem):
+    settings = SolverSettings(alpha=0.5, beta=0.5, nu=0.3, mu=0.8, rho=1.3, max_iter=2, stopping="fixed")
+    tags = TagRegression(problem["tags"])
+    whole = learn_codes(problem["codes"], tags, None, None, problem["outputs"],
+                        SolverSettings(alpha=0.5, beta=0.5, nu=0.3, mu=0.8, rho=1.3, max_iter=4, stopping="fixed"))
+    first = learn_codes(problem["codes"], tags, None, None, problem["outputs"], settings)
+    second = learn_codes(first.codes, tags, None, None, problem["outputs"], settings, state=first.state)
+    np.testing.assert_array_equal(second.codes, whole.codes)

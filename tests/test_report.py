@@ -11,6 +11,7 @@ import pytest
 from hashbench.report import (
     REPORT_FORMATS,
     format_report,
+    params_label,
     metric_columns,
     summarize_runs,
     table_cells,
@@ -333,7 +334,7 @@ def test_table_cells_headers_and_row():
         "map", "map@1000", "precision@500", "encode (ms/item)", "fit (s)",
     ]
     assert table.rows == [[
-        "itq", "cifar10", "cifar10-standard", "32", "efficientnet-lite0", '{"n_iter":50}', "3",
+        "itq", "cifar10", "cifar10-standard", "32", "efficientnet-lite0", params_label('{"n_iter":50}'), "3",
         "0.7000 ± 0.2000", "0.3500 ± 0.1000", "0.2500 ± 0.0000", "0.002000 ± 0.000000",
         "20.00 ± 10.00",
     ]]
@@ -413,7 +414,8 @@ def test_markdown_report_table():
     header = [cell.strip() for cell in lines[0].strip("|").split("|")]
     itq = [cell.strip() for cell in lines[2].strip("|").split("|")]
 
-    assert len(lines) == 4
+    assert lines[4] == ""
+    assert lines[5] == "Parameters:"
     assert header[:7] == ["method", "dataset", "protocol", "bits", "backbone", "params", "n_seeds"]
     assert lines[1].startswith("|---|---|---|---:|")
     assert itq[header.index("map")] == "0.7000 ± 0.2000"
@@ -421,10 +423,12 @@ def test_markdown_report_table():
     assert itq[header.index("n_seeds")] == "3"
 
 
-def test_markdown_escapes_pipes():
+def test_markdown_lists_params_below_table():
     text = format_report(summarize_runs([make_record(params={"mode": "a|b"})]), "markdown")
+    label = params_label('{"mode":"a|b"}')
 
-    assert '{"mode":"a\\|b"}' in text
+    assert f"| {label} |" in text
+    assert f'- `{label}` (itq): `{{"mode":"a|b"}}`' in text
 
 
 def test_unknown_format_rejected():

@@ -452,10 +452,7 @@ def _torch_threads(num_threads):
 
 
 def _fetch_command():
-    return (
-        "python -c \"from hashbench.download import fetch_vgg16_weights; "
-        "print(fetch_vgg16_weights('WEIGHTS_DIR'))\""
-    )
+    return "hashbench fetch-weights vgg16 --directory WEIGHTS_DIR"
 
 
 def _resolve_vgg16_weights(weights_path):

@@ -122,6 +122,9 @@ class DSTDH(Hasher):
     deflate_graphs : bool
         Remove the trivial eigenvector (eigenvalue 1) from both affinities, so the graph terms do
         not reward bits that are constant over all images.
+    warm_start : bool
+        Continue the augmented Lagrangian across rounds (keep A, E_A, E_B and mu) instead of
+        restarting it from mu = ``mu`` in every round.
 
     Attributes
     ----------
@@ -139,7 +142,7 @@ class DSTDH(Hasher):
                  n_anchors=100, anchors_per_item=2, noise_groups="rows", use_tags=True, rounds=3,
                  code_change_tol=0.005, epochs=18, batch_size=15, lr=0.01, bias_lr=0.02, momentum=0.9,
                  weight_decay=5e-4, lr_step=6, dropout=0.5, itq_iter=50, threshold="sign",
-                 finetune="none", feature_scaling="none", deflate_graphs=True):
+                 finetune="none", feature_scaling="none", deflate_graphs=True, warm_start=True):
         super().__init__(n_bits=n_bits, seed=seed)
         self.variant = variant
         self.alpha = alpha
@@ -171,6 +174,7 @@ class DSTDH(Hasher):
         self.finetune = finetune
         self.feature_scaling = feature_scaling
         self.deflate_graphs = deflate_graphs
+        self.warm_start = warm_start
 
     # ------------------------------------------------------------------ settings
 
@@ -221,7 +225,7 @@ class DSTDH(Hasher):
                 f"finetune={p['finetune']!r} is not implemented; only 'none' (frozen backbone, cached "
                 "features) is available."
             )
-        for name in ("use_tags", "deflate_graphs"):
+        for name in ("use_tags", "deflate_graphs", "warm_start"):
             if not isinstance(p[name], bool):
                 raise ValueError(f"{name} must be true or false, got {p[name]!r}.")
         return p
@@ -282,12 +286,15 @@ class DSTDH(Hasher):
         layer_seed = int(rng.integers(2**31))
         layer = make_hash_layer(n_features, self.n_bits, dropout=p["dropout"], seed=layer_seed)
         codes = initial
+        state = None
         self.history_ = []
 
         # Alternate code learning (with H_x from the current network) and network training.
         for round_index in range(p["rounds"]):
             outputs = np.tanh(network_outputs(layer, inputs))
-            result = learn_codes(codes, tags, hypergraph, anchor_graph, outputs, settings, progress=progress)
+            result = learn_codes(codes, tags, hypergraph, anchor_graph, outputs, settings, state=state, progress=progress)
+            if p["warm_start"]:
+                state = result.state
             change = float(np.mean(result.codes != codes))
             codes = result.codes
 

@@ -126,6 +126,7 @@ class SolverResult:
     objectives: list = field(default_factory=list)
     bits_changed: float = 0.0
     noise_rows_active: float = 0.0
+    state: "SolverState" = None
 
 
 class TagRegression:
@@ -163,7 +164,28 @@ def objective(noise, codes, real_codes, hypergraph_codes, anchor_codes, network_
     return value
 
 
-def learn_codes(initial_codes, tags, hypergraph, anchor_graph, network_outputs, settings, *, progress=NULL_PROGRESS):
+@dataclass
+class SolverState:
+    """Variables of the augmented Lagrangian besides Z, carried from one round to the next.
+
+    Attributes
+    ----------
+    noise : ndarray of shape (n, r)
+        Noise matrix A.
+    multiplier_a, multiplier_b : ndarray of shape (n, r)
+        Multipliers E_A and E_B.
+    mu : float
+        Current penalty.
+    """
+
+    noise: np.ndarray
+    multiplier_a: np.ndarray
+    multiplier_b: np.ndarray
+    mu: float
+
+
+def learn_codes(initial_codes, tags, hypergraph, anchor_graph, network_outputs, settings, *, state=None,
+                progress=NULL_PROGRESS):
     """Run the augmented-Lagrangian iterations from initial codes.
 
     Parameters
@@ -179,6 +201,9 @@ def learn_codes(initial_codes, tags, hypergraph, anchor_graph, network_outputs, 
     network_outputs : ndarray of shape (n, r)
         ``H_x = tanh(F(X))``, the current network outputs on the training images.
     settings : SolverSettings
+    state : SolverState, optional
+        Continue from these variables (a later round of the joint loop); None starts from
+        A = E_A = E_B = 0 and ``mu = settings.mu``.
 
     Returns
     -------
@@ -187,10 +212,13 @@ def learn_codes(initial_codes, tags, hypergraph, anchor_graph, network_outputs, 
     z = np.asarray(initial_codes, dtype=np.float64)
     n, r = z.shape
     network_outputs = np.asarray(network_outputs, dtype=np.float64)
-    noise = np.zeros((n, r))
-    multiplier_a = np.zeros((n, r))
-    multiplier_b = np.zeros((n, r))
-    mu = float(settings.mu)
+    if state is None:
+        state = SolverState(noise=np.zeros((n, r)), multiplier_a=np.zeros((n, r)), multiplier_b=np.zeros((n, r)),
+                            mu=float(settings.mu))
+    noise = state.noise.copy()
+    multiplier_a = state.multiplier_a.copy()
+    multiplier_b = state.multiplier_b.copy()
+    mu = float(state.mu)
 
     def apply_hypergraph(matrix):
         if hypergraph is None or settings.beta == 0:
@@ -260,4 +288,5 @@ def learn_codes(initial_codes, tags, hypergraph, anchor_graph, network_outputs, 
     return SolverResult(
         codes=codes, projection=projection, noise=noise, n_iter=iteration,
         objectives=objectives, bits_changed=changed, noise_rows_active=active,
+        state=SolverState(noise=noise, multiplier_a=multiplier_a, multiplier_b=multiplier_b, mu=mu),
     )
