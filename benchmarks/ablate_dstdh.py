@@ -34,8 +34,6 @@ ABLATIONS = [
     ("no network term (nu=0)", {"nu": 0.0}),
     ("no tag term (Z = YP + A dropped)", {"use_tags": False}),
     ("no graph deflation", {"deflate_graphs": False}),
-    ("one round", {"rounds": 1}),
-    ("rounds restart the solver", {"warm_start": False}),
     ("released-code variant", {"variant": "released-code"}),
 ]
 
