@@ -132,7 +132,7 @@ def test_vgg16_missing_weights_explains_download(monkeypatch):
     message = str(error.value)
     assert "vgg16-397923af.pth" in message
     assert "https://download.pytorch.org/models/vgg16-397923af.pth" in message
-    assert "fetch_vgg16_weights" in message
+    assert "hashbench fetch-weights vgg16" in message
     assert VGG16_WEIGHTS_ENV in message
 
 
