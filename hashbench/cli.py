@@ -71,7 +71,7 @@ def _fail(message):
     raise typer.Exit(code=2)
 
 
-def _parse_int_list(text, option):
+def _parse_int_list(text, option, example="0,1,2"):
     values = []
     for part in text.split(","):
         part = part.strip()
@@ -80,7 +80,7 @@ def _parse_int_list(text, option):
         try:
             values.append(int(part))
         except ValueError:
-            _fail(f"{option} expects comma-separated integers, for example {option} 16,32; got {text!r}.")
+            _fail(f"{option} expects comma-separated integers, for example {option} {example}; got {text!r}.")
     if not values:
         _fail(f"{option} expects at least one integer, got {text!r}.")
     return values
@@ -117,10 +117,10 @@ def run(
     dataset: str = typer.Option("mirflickr25k", "--dataset", "-d", help="Dataset name (see `hashbench datasets`)."),
     bits: str = typer.Option("32", "--bits", "-b", help="Comma-separated code lengths in bits, multiples of 8."),
     seeds: str = typer.Option("0", "--seeds", "-s", help="Comma-separated seeds; one run per seed."),
-    data_root: Path = typer.Option(None, "--data-root", help=f"Data folder [default: ${DATA_ROOT_ENV}, then ./data]."),
+    data_root: Path = typer.Option(None, "--data-root", help=f"Data folder \\[default: ${DATA_ROOT_ENV}, then ./data]."),
     runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Folder of the run store."),
     cache_dir: Path = typer.Option(Path("cache"), "--cache-dir", help="Folder of the feature cache."),
-    protocol: str = typer.Option(None, "--protocol", help="Protocol name [default: the dataset's standard one]."),
+    protocol: str = typer.Option(None, "--protocol", help="Protocol name \\[default: the dataset's standard one]."),
     backbone: str = typer.Option("efficientnet-lite0", "--backbone", help="Feature extractor."),
     backbone_weights: Path = typer.Option(None, "--backbone-weights", help="Local weights file of the backbone (vgg16)."),
     allow_partial: bool = typer.Option(False, "--allow-partial", help="Run on the images present when some are missing."),
@@ -136,7 +136,7 @@ def run(
 
     _configure_logging(verbose)
     request = RunRequest(
-        method=method, dataset=dataset, bits=_parse_int_list(bits, "--bits"), seeds=_parse_int_list(seeds, "--seeds"),
+        method=method, dataset=dataset, bits=_parse_int_list(bits, "--bits", "16,32"), seeds=_parse_int_list(seeds, "--seeds"),
         data_root=data_root or default_data_root(), runs_dir=runs_dir, cache_dir=cache_dir, protocol=protocol,
         backbone=backbone, backbone_options={"weights_path": backbone_weights} if backbone_weights else {},
         allow_partial=allow_partial, overrides=_parse_overrides(set_), force=force, batch_size=batch_size,
@@ -275,7 +275,7 @@ def methods():
 
 @app.command()
 def datasets(
-    data_root: Path = typer.Option(None, "--data-root", help=f"Data folder [default: ${DATA_ROOT_ENV}, then ./data]."),
+    data_root: Path = typer.Option(None, "--data-root", help=f"Data folder \\[default: ${DATA_ROOT_ENV}, then ./data]."),
 ):
     """List the registered datasets and whether their data are under the data root."""
     from hashbench.data import dataset_status, list_datasets
@@ -299,7 +299,7 @@ def datasets(
 def fetch_weights(
     name: str = typer.Argument(..., help="Backbone whose weights to download: vgg16."),
     directory: Path = typer.Option(Path("weights"), "--directory", help="Folder to write the weights file to."),
-    base_url: str = typer.Option(None, "--base-url", help="Folder URL that serves the file [default: torchvision's]."),
+    base_url: str = typer.Option(None, "--base-url", help="Folder URL that serves the file \\[default: torchvision's]."),
     verbose: int = VerboseOption,
 ):
     """Download a backbone's official weights with a checksum check; resumes a partial download."""

@@ -6,6 +6,7 @@ evaluates the ranking and stores the record and the codes. A run that already ex
 is skipped unless ``force`` is set, so an interrupted grid resumes where it stopped.
 """
 
+import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -98,8 +99,28 @@ class RunOutcome:
     timings: dict = field(default_factory=dict)
 
 
+def store_protocol_name(split):
+    """Return the protocol name under which runs of ``split`` are stored and reported.
+
+    A split restricted to the images present or sampled from the protocol is a different set of
+    queries and database items, so its name carries the hash of its id lists: runs on different
+    subsets never share a folder, a report row or a skip decision.
+    """
+    name = split.protocol
+    if split.partial:
+        name += f"-partial-{split.partial_split_hash[:8]}"
+    if split.sample is not None:
+        name += f"-sample-{split.sample['split_hash'][:8]}"
+    return name
+
+
+def _unique(values):
+    return list(dict.fromkeys(values))
+
+
 def _validate_request(request):
-    bits = [validate_n_bits(b, name="--bits value") for b in request.bits]
+    bits = _unique(validate_n_bits(b, name="--bits value") for b in request.bits)
+    request.seeds = _unique(request.seeds)
     if not bits:
         raise ValueError("--bits needs at least one code length, for example --bits 32.")
     for seed in request.seeds:
@@ -167,10 +188,7 @@ def run_grid(request, *, progress=NULL_PROGRESS, on_outcome=None):
             len(split.query), len(split.database), len(split.train), request.sample_seed,
         )
     params = resolve_params(request.method, dataset.name, request.overrides)
-    # A sampled split is a different protocol for the store, so its runs never mix with full ones.
-    protocol_name = split.protocol
-    if split.sample is not None:
-        protocol_name = f"{split.protocol}-sample{split.sample['n_query']}x{split.sample['n_database']}s{split.sample['seed']}"
+    protocol_name = store_protocol_name(split)
     keys = [
         RunKey(
             method=request.method, dataset=dataset.name, protocol=protocol_name, n_bits=n_bits, seed=seed,
@@ -183,7 +201,9 @@ def run_grid(request, *, progress=NULL_PROGRESS, on_outcome=None):
     outcomes = []
     for key in keys:
         if key not in pending:
-            outcome = RunOutcome(key=key, path=store.path(key), status="skipped (exists)")
+            stored = json.loads((store.path(key) / "record.json").read_text(encoding="utf-8"))
+            outcome = RunOutcome(key=key, path=store.path(key), status="skipped (exists)",
+                                 metrics=stored.get("metrics", {}), timings=stored.get("timings", {}))
             outcomes.append(outcome)
             if on_outcome:
                 on_outcome(outcome)
