@@ -1,0 +1,77 @@
+"""Pieces shared by the ``hashbench`` commands: consoles, progress bars, logging and errors."""
+
+import logging
+import sys
+from contextlib import contextmanager
+
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.progress import BarColumn, MofNCompleteColumn, Progress as RichProgress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from hashbench.progress import Progress
+
+# Rich falls back to 80 columns when the output is not a terminal, which folds every report cell;
+# a file or pipe gets wide lines instead.
+console = Console(width=None if sys.stdout.isatty() else 200)
+error_console = Console(stderr=True)
+
+
+class RichProgressReporter(Progress):
+    """Progress reporter that draws one rich progress bar per task."""
+
+    def __init__(self, rich_progress):
+        self._progress = rich_progress
+
+    @contextmanager
+    def task(self, description, total=None):
+        task_id = self._progress.add_task(description, total=total)
+        try:
+            yield lambda count=1: self._progress.advance(task_id, count)
+        finally:
+            self._progress.remove_task(task_id)
+
+
+@contextmanager
+def progress_bars():
+    columns = (
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
+    )
+    with RichProgress(*columns, console=error_console, transient=True) as rich_progress:
+        yield RichProgressReporter(rich_progress)
+
+
+def configure_logging(verbose):
+    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    logging.basicConfig(
+        level=level, format="%(message)s", datefmt="[%X]",
+        handlers=[RichHandler(console=error_console, show_path=False)], force=True,
+    )
+
+
+def fail(message):
+    error_console.print(f"[bold red]Error:[/] {message}")
+    raise typer.Exit(code=2)
+
+
+def parse_int_list(text, option, example="0,1,2"):
+    values = []
+    for part in text.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        try:
+            values.append(int(part))
+        except ValueError:
+            fail(f"{option} expects comma-separated integers, for example {option} {example}; got {text!r}.")
+    if not values:
+        fail(f"{option} expects at least one integer, got {text!r}.")
+    return values
+
+
+VerboseOption = typer.Option(0, "--verbose", "-v", count=True, help="Log progress details: -v info, -vv debug.")

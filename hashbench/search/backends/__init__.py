@@ -1,0 +1,1 @@
+"""Search backends; every module here registers one backend when imported."""
