@@ -1,89 +1,31 @@
 """The ``hashbench`` command line: run methods, report results, list methods and datasets."""
 
 import hashlib
-import logging
 import sys
-from contextlib import contextmanager
 from pathlib import Path
 
 import typer
 from rich.console import Console
-from rich.logging import RichHandler
-from rich.progress import BarColumn, MofNCompleteColumn, Progress as RichProgress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
 from hashbench.atomic import write_text_atomic
+from hashbench.cli_common import (
+    VerboseOption,
+    configure_logging as _configure_logging,
+    console,
+    error_console,
+    fail as _fail,
+    parse_int_list as _parse_int_list,
+    progress_bars as _progress_bars,
+)
 from hashbench.paths import DATA_ROOT_ENV, default_data_root
-from hashbench.progress import Progress
 
 app = typer.Typer(
     help="hashbench: learning-to-hash image retrieval benchmarks (DSTDH and baselines).",
     no_args_is_help=True,
     add_completion=False,
 )
-# Rich falls back to 80 columns when the output is not a terminal, which folds every report cell;
-# a file or pipe gets wide lines instead.
-console = Console(width=None if sys.stdout.isatty() else 200)
-error_console = Console(stderr=True)
-
 REPORT_FORMATS = ("table", "markdown", "csv", "json")
-
-
-class RichProgressReporter(Progress):
-    """Progress reporter that draws one rich progress bar per task."""
-
-    def __init__(self, rich_progress):
-        self._progress = rich_progress
-
-    @contextmanager
-    def task(self, description, total=None):
-        task_id = self._progress.add_task(description, total=total)
-        try:
-            yield lambda count=1: self._progress.advance(task_id, count)
-        finally:
-            self._progress.remove_task(task_id)
-
-
-@contextmanager
-def _progress_bars():
-    columns = (
-        TextColumn("[progress.description]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TextColumn("eta"),
-        TimeRemainingColumn(),
-    )
-    with RichProgress(*columns, console=error_console, transient=True) as rich_progress:
-        yield RichProgressReporter(rich_progress)
-
-
-def _configure_logging(verbose):
-    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
-    logging.basicConfig(
-        level=level, format="%(message)s", datefmt="[%X]",
-        handlers=[RichHandler(console=error_console, show_path=False)], force=True,
-    )
-
-
-def _fail(message):
-    error_console.print(f"[bold red]Error:[/] {message}")
-    raise typer.Exit(code=2)
-
-
-def _parse_int_list(text, option, example="0,1,2"):
-    values = []
-    for part in text.split(","):
-        part = part.strip()
-        if not part:
-            continue
-        try:
-            values.append(int(part))
-        except ValueError:
-            _fail(f"{option} expects comma-separated integers, for example {option} {example}; got {text!r}.")
-    if not values:
-        _fail(f"{option} expects at least one integer, got {text!r}.")
-    return values
 
 
 def _parse_sample(text):
@@ -108,7 +50,6 @@ def _parse_overrides(pairs):
     return overrides
 
 
-VerboseOption = typer.Option(0, "--verbose", "-v", count=True, help="Log progress details: -v info, -vv debug.")
 
 
 @app.command()
@@ -214,6 +155,88 @@ def report(
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
 
 
+@app.command()
+def evaluate(
+    codes_file: Path = typer.Argument(..., help="A .npz file with query_codes, db_codes, query_labels and db_labels."),
+    preset: str = typer.Option(None, "--preset", help="Named conventions: hashbench (default), matlab, deephash-pytorch, thuml."),
+    ties: str = typer.Option(None, "--ties", help="Order of tied items: stable, shuffle, tie-aware, unstable."),
+    empty_queries: str = typer.Option(None, "--empty-queries", help="An undefined per-query figure: zero or drop."),
+    topk_normaliser: str = typer.Option(None, "--topk-normaliser", help="AP@k divisor: retrieved or min-k-relevant."),
+    k: str = typer.Option("100,1000,5000", "--k", help="Comma-separated rank cut-offs for mAP@k, P@N, recall@N and NDCG@k."),
+    seed: int = typer.Option(None, "--seed", help="Seed of the tie order under --ties shuffle."),
+    codes_format: str = typer.Option("auto", "--codes-format", help="Read codes as packed uint8, as 0/1 or -1/+1 bits, or auto."),
+    fmt: str = typer.Option("table", "--format", "-f", help="Output format: table or json."),
+    output: Path = typer.Option(None, "--output", "-o", help="Write the output to this file instead of the terminal."),
+    curves: bool = typer.Option(False, "--curves", help="Add the precision-recall curves to the JSON output."),
+    verbose: int = VerboseOption,
+):
+    """Score codes made by any method under named evaluation conventions."""
+    import json
+
+    from hashbench.metrics import evaluate_codes, resolve_conventions
+    from hashbench.metrics.codes_file import CodesFileError, load_codes_file
+
+    _configure_logging(verbose)
+    if fmt not in ("table", "json"):
+        _fail(f"--format must be table or json, got {fmt!r}.")
+    if seed is not None and ties != "shuffle":
+        _fail("--seed sets the tie order of --ties shuffle; add --ties shuffle or drop --seed.")
+    cutoffs = _parse_int_list(k, "--k", "1000,5000")
+    if min(cutoffs) < 1:
+        _fail(f"--k expects positive rank cut-offs, for example --k 1000,5000; got {k!r}.")
+    try:
+        conventions = resolve_conventions(
+            preset, ties=ties, empty_queries=empty_queries, topk_normaliser=topk_normaliser, seed=seed
+        )
+        arrays, read_as = load_codes_file(codes_file, codes_format=codes_format)
+        with _progress_bars() as progress:
+            result = evaluate_codes(
+                arrays["query_codes"], arrays["db_codes"], arrays["query_labels"], arrays["db_labels"],
+                conventions=conventions, map_at=cutoffs, precision_at=cutoffs, ndcg_at=cutoffs, progress=progress,
+            )
+    except (CodesFileError, ValueError, TypeError) as error:
+        _fail(str(error))
+
+    summary = {
+        **result["metrics"],
+        "conventions": result["conventions"],
+        "n_queries": result["n_queries"],
+        "n_database": result["n_database"],
+        "n_bits": result["n_bits"],
+        "n_empty_queries": result["n_empty_queries"],
+        "capped": result["capped"],
+        "codes_format": read_as,
+    }
+    if curves:
+        summary["curves"] = result["curves"]
+    if fmt == "json":
+        text = json.dumps(summary, indent=2) + "\n"
+        if output is not None:
+            write_text_atomic(output, text)
+            error_console.print(f"Wrote {output}")
+        else:
+            sys.stdout.write(text)
+        return
+
+    table = Table(title=f"{codes_file.name}: {result['n_queries']:,} queries, {result['n_database']:,} database items, {result['n_bits']} bits")
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    for name, value in result["metrics"].items():
+        note = f" (at database size {result['capped'][name]:,})" if name in result["capped"] else ""
+        table.add_row(name + note, "undefined" if value is None else f"{value:.4f}")
+    named = ", ".join(f"{key} = {value}" for key, value in result["conventions"].items())
+    if output is not None:
+        with Console(file=None, record=True, width=200) as recorder:
+            recorder.print(table)
+        write_text_atomic(output, recorder.export_text() + f"Conventions: {named}\n")
+        error_console.print(f"Wrote {output}")
+        return
+    console.print(table)
+    console.print(f"Conventions: {named}")
+    if result["n_empty_queries"]:
+        console.print(f"{result['n_empty_queries']:,} queries have no relevant item in the database.")
+
+
 # Columns of the terminal report: (header, metric column, decimals); a column absent from the
 # summary is left out.
 _TABLE_COLUMNS = (
@@ -314,6 +337,15 @@ def fetch_weights(
     except DownloadError as error:
         _fail(str(error))
     console.print(f"Saved {path}. Use it with: hashbench run --backbone vgg16 --backbone-weights {path}")
+
+
+def _add_subcommands():
+    from hashbench.cli_bench import bench_app
+
+    app.add_typer(bench_app, name="bench")
+
+
+_add_subcommands()
 
 
 def main():

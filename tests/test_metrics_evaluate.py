@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 
 from hashbench.metrics import (
-    CONVENTIONS,
+    PRESETS,
     evaluate_codes,
+    hamming_distances,
     mean_average_precision,
     mean_average_precision_at_k,
     precision_at_n,
@@ -45,6 +46,8 @@ def _flat_numbers(value):
 
 
 def _all_plain_python(value):
+    if value is None:
+        return True
     if isinstance(value, dict):
         return all(type(key) is str and _all_plain_python(item) for key, item in value.items())
     if isinstance(value, list):
@@ -63,11 +66,15 @@ def test_report_round_trips_through_json(report):
 def test_report_metric_keys(report):
     assert list(report["metrics"]) == [
         "map", "map@100", "map@1000", "precision@50", "precision@500", "precision@5000",
+        "recall@50", "recall@500", "recall@5000", "ndcg@100", "ndcg@1000",
+        "precision@radius2", "recall@radius2", "empty_lookups@radius2",
     ]
 
 
 def test_report_lists_capped_cutoffs(report):
-    assert report["capped"] == {"map@1000": 700, "precision@5000": 700}
+    assert report["capped"] == {
+        "map@1000": 700, "precision@5000": 700, "recall@5000": 700, "ndcg@1000": 700,
+    }
 
 
 def test_report_counts(report, problem):
@@ -80,8 +87,14 @@ def test_report_counts(report, problem):
     assert report["n_empty_queries"] == n_empty
 
 
-def test_report_conventions(report):
-    assert report["conventions"] == CONVENTIONS
+def test_report_conventions_default_to_hashbench_preset(report):
+    assert report["conventions"] == PRESETS["hashbench"].conventions.as_dict()
+
+
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+def test_report_names_preset(problem, preset):
+    result = evaluate_codes(*problem, conventions=preset, map_at=(), precision_at=(), ndcg_at=())
+    assert result["conventions"]["preset"] == preset
 
 
 def test_report_matches_metric_functions(report, problem):
@@ -146,15 +159,14 @@ def test_report_invariant_to_bit_permutation(problem, report):
     assert permuted == report
 
 
-def test_report_changes_with_database_order(problem, report):
+def test_stable_report_changes_with_database_order(problem):
     # Stable ties make the ranking depend on database order, so a shuffled database with many
     # ties at 16 bits gives a different mAP; the radius curve does not depend on order.
     query_codes, db_codes, query_labels, db_labels = problem
     order = np.random.RandomState(2).permutation(len(db_codes))
-    shuffled = evaluate_codes(
-        query_codes, db_codes[order], query_labels, db_labels[order],
-        map_at=(100, 1000), precision_at=(50, 500, 5000),
-    )
+    options = {"map_at": (100, 1000), "precision_at": (50, 500, 5000), "conventions": "matlab"}
+    report = evaluate_codes(*problem, **options)
+    shuffled = evaluate_codes(query_codes, db_codes[order], query_labels, db_labels[order], **options)
     assert shuffled["metrics"]["map"] != report["metrics"]["map"]
     np.testing.assert_allclose(
         shuffled["curves"]["pr_radius"]["precision"],
@@ -164,13 +176,18 @@ def test_report_changes_with_database_order(problem, report):
 
 
 def test_report_accepts_single_cutoffs(problem):
-    result = evaluate_codes(*problem, map_at=10, precision_at=20)
-    assert list(result["metrics"]) == ["map", "map@10", "precision@20"]
+    result = evaluate_codes(*problem, map_at=10, precision_at=20, ndcg_at=30)
+    assert list(result["metrics"]) == [
+        "map", "map@10", "precision@20", "recall@20", "ndcg@30",
+        "precision@radius2", "recall@radius2", "empty_lookups@radius2",
+    ]
 
 
 def test_report_accepts_no_cutoffs(problem):
-    result = evaluate_codes(*problem, map_at=(), precision_at=())
-    assert list(result["metrics"]) == ["map"]
+    result = evaluate_codes(*problem, map_at=(), precision_at=(), ndcg_at=())
+    assert list(result["metrics"]) == [
+        "map", "precision@radius2", "recall@radius2", "empty_lookups@radius2",
+    ]
     assert result["curves"]["precision_at_n"] == {"n": [], "precision": [], "recall": []}
 
 
@@ -192,6 +209,16 @@ def test_report_advances_progress_per_chunk(problem):
     description, total, advances = progress.tasks[0]
     assert total == 120
     assert advances == [50, 50, 20]
+
+
+def test_report_equals_distance_table_report(problem, report):
+    query_codes, db_codes, query_labels, db_labels = problem
+    table = hamming_distances(query_codes, db_codes)
+    from_table = evaluate_codes(
+        None, None, query_labels, db_labels, distances=table, n_bits=16,
+        map_at=(100, 1000), precision_at=(50, 500, 5000),
+    )
+    assert from_table == report
 
 
 # ---------------------------------------------------------------------------------------------
