@@ -1,6 +1,7 @@
 """The ``hashbench`` command line: run methods, report results, list methods and datasets."""
 
 import hashlib
+import json
 import sys
 from pathlib import Path
 
@@ -171,7 +172,6 @@ def evaluate(
     verbose: int = VerboseOption,
 ):
     """Score codes made by any method under named evaluation conventions."""
-    import json
 
     from hashbench.metrics import evaluate_codes, resolve_conventions
     from hashbench.metrics.codes_file import CodesFileError, load_codes_file
@@ -242,20 +242,27 @@ def evaluate(
 _TABLE_COLUMNS = (
     ("mAP", "map", 4),
     ("mAP@1000", "map@1000", 4),
-    ("mAP@5000", "map@5000", 4),
-    ("P@500", "precision@500", 4),
     ("P@1000", "precision@1000", 4),
-    ("P@5000", "precision@5000", 4),
+    ("NDCG@100", "ndcg@100", 4),
+    ("P(r<=2)", "precision@radius2", 4),
     ("fit (s)", "fit_s", 1),
     ("encode (ms/item)", "encode_ms_per_item", 4),
     ("encode from pixels (ms/item)", "encode_pixels_ms_per_item", 1),
-    ("search (ms/query)", "search_ms_per_query", 3),
+    ("search p50 (ms/query)", "search_p50_ms", 3),
 )
 
 
 def _print_report_table(frame):
-    for (dataset, protocol), group in frame.groupby(["dataset", "protocol"], sort=False):
-        table = Table(title=f"{dataset} / {protocol}: mean ± std over seeds")
+    # Runs under different evaluation conventions are not comparable, so each set gets a table.
+    for (dataset, protocol, conventions), group in frame.groupby(["dataset", "protocol", "conventions"], sort=False):
+        named = json.loads(conventions) or {}
+        preset = named.get("preset", "legacy (stable ties, empty queries 0)")
+        table = Table(
+            title=f"{dataset} / {protocol}: mean ± std over seeds",
+            caption=f"Evaluation conventions: {preset} preset, " + ", ".join(
+                f"{key} {named[key]}" for key in ("ties", "empty_queries", "topk_normaliser") if key in named
+            ),
+        )
         table.add_column("method")
         table.add_column("bits", justify="right")
         table.add_column("seeds", justify="right")
@@ -296,28 +303,6 @@ def methods():
     console.print(table)
 
 
-@app.command()
-def datasets(
-    data_root: Path = typer.Option(None, "--data-root", help=f"Data folder \\[default: ${DATA_ROOT_ENV}, then ./data]."),
-):
-    """List the registered datasets and whether their data are under the data root."""
-    from hashbench.data import dataset_status, list_datasets
-
-    root = data_root or default_data_root()
-    table = Table(title=f"Datasets under {root}")
-    for column in ("name", "found", "items", "images present", "description", "note"):
-        table.add_column(column)
-    for name in list_datasets():
-        status = dataset_status(name, root)
-        table.add_row(
-            name, "yes" if status["found"] else "no",
-            f"{status['n_items']:,}" if status.get("n_items") is not None else "-",
-            f"{status['n_images_present']:,}" if status.get("n_images_present") is not None else "-",
-            status.get("description", ""), status.get("message", ""),
-        )
-    console.print(table)
-
-
 @app.command("fetch-weights")
 def fetch_weights(
     name: str = typer.Argument(..., help="Backbone whose weights to download: vgg16."),
@@ -341,8 +326,10 @@ def fetch_weights(
 
 def _add_subcommands():
     from hashbench.cli_bench import bench_app
+    from hashbench.cli_datasets import datasets_app
 
     app.add_typer(bench_app, name="bench")
+    app.add_typer(datasets_app, name="datasets")
 
 
 _add_subcommands()

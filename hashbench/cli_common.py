@@ -33,8 +33,9 @@ class RichProgressReporter(Progress):
 
 
 @contextmanager
-def progress_bars():
-    columns = (
+def progress_bars(columns=None):
+    """Yield a ``Progress`` that draws rich bars, counting items unless other columns are given."""
+    columns = columns or (
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
@@ -54,9 +55,10 @@ def configure_logging(verbose):
     )
 
 
-def fail(message):
-    error_console.print(f"[bold red]Error:[/] {message}")
-    raise typer.Exit(code=2)
+def fail(message, code=2):
+    """Print an error message and exit with ``code`` (2 for bad input), without a traceback."""
+    error_console.print(f"[bold red]Error:[/] {message}", highlight=False)
+    raise typer.Exit(code=code)
 
 
 def parse_int_list(text, option, example="0,1,2"):

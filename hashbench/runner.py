@@ -19,9 +19,10 @@ from hashbench.data import load_dataset, load_split, sample_split
 from hashbench.environment import collect_environment
 from hashbench.features import compute_features, get_backbone
 from hashbench.interface import TrainingSet
-from hashbench.metrics import evaluate_codes, hamming_distances
+from hashbench.metrics import evaluate_codes
 from hashbench.progress import NULL_PROGRESS
 from hashbench.registry import get_method_class, make_hasher, resolve_params
+from hashbench.search import make_index
 from hashbench.store import RunKey, RunStore
 
 logger = logging.getLogger(__name__)
@@ -29,8 +30,9 @@ logger = logging.getLogger(__name__)
 # Images timed when measuring the backbone's per-item latency from pixels.
 _LATENCY_IMAGES = 64
 
-# Queries per block when timing Hamming ranking.
-_SEARCH_BLOCK = 256
+#: Search latency in run records: k nearest neighbours with this backend, one query per call.
+SEARCH_K = 100
+SEARCH_BACKEND = "numpy"
 
 
 @dataclass
@@ -132,24 +134,37 @@ def _validate_request(request):
     return bits
 
 
-def time_search(query_codes, db_codes):
-    """Time a full Hamming ranking of the database for every query.
+def time_search(query_codes, db_codes, *, k=SEARCH_K, backend=SEARCH_BACKEND):
+    """Time k-nearest-neighbour search of every query, one query per call, on one thread.
 
     Parameters
     ----------
     query_codes : ndarray of shape (n_queries, n_bytes), dtype uint8
     db_codes : ndarray of shape (n_database, n_bytes), dtype uint8
+    k : int, default=100
+        Neighbours per query, capped at the database size.
+    backend : str, default="numpy"
+        Search backend name (see ``hashbench.search``).
 
     Returns
     -------
-    float
-        Milliseconds per query for distances plus a stable sort, in blocks of queries.
+    dict
+        ``search_ms_per_query`` (mean), ``search_p50_ms`` and ``search_p95_ms`` (per-query
+        latency percentiles) and ``index_bytes``.
     """
-    start = time.perf_counter()
-    for first in range(0, len(query_codes), _SEARCH_BLOCK):
-        distances = hamming_distances(query_codes[first:first + _SEARCH_BLOCK], db_codes)
-        np.argsort(distances, axis=1, kind="stable")
-    return 1000.0 * (time.perf_counter() - start) / len(query_codes)
+    index = make_index(backend, threads=1).build(db_codes)
+    k = min(k, len(db_codes))
+    latencies = np.empty(len(query_codes))
+    for i in range(len(query_codes)):
+        start = time.perf_counter()
+        index.search(query_codes[i:i + 1], k)
+        latencies[i] = 1000.0 * (time.perf_counter() - start)
+    return {
+        "search_ms_per_query": float(latencies.mean()),
+        "search_p50_ms": float(np.percentile(latencies, 50)),
+        "search_p95_ms": float(np.percentile(latencies, 95)),
+        "index_bytes": float(index.index_bytes),
+    }
 
 
 def time_backbone(backbone, image_paths):
@@ -158,6 +173,16 @@ def time_backbone(backbone, image_paths):
     start = time.perf_counter()
     backbone.extract(paths, batch_size=len(paths))
     return 1000.0 * (time.perf_counter() - start) / len(paths)
+
+
+def _backbone_details(backbone, features, request):
+    """Describe the feature extractor of a run, or the precomputed features it used."""
+    if backbone is None:
+        return {"name": "precomputed", "n_features": int(features.shape[1])}
+    return {
+        "name": backbone.name, "preprocessing": backbone.preprocessing, "n_features": backbone.n_features,
+        "options": {key: str(value) for key, value in request.backbone_options.items()},
+    }
 
 
 def run_grid(request, *, progress=NULL_PROGRESS, on_outcome=None):
@@ -179,6 +204,11 @@ def run_grid(request, *, progress=NULL_PROGRESS, on_outcome=None):
     store = RunStore(request.runs_dir)
 
     dataset = load_dataset(request.dataset, request.data_root, progress=progress)
+    if "tags" in method_cls.requires and dataset.tags is None:
+        raise ValueError(
+            f"{request.method} trains on user tags, but dataset {dataset.name!r} has none. "
+            "Choose a dataset with tags, such as mirflickr25k or nuswide."
+        )
     split = load_split(dataset, request.protocol, allow_partial=request.allow_partial)
     if request.sample is not None:
         n_query, n_database = request.sample
@@ -192,7 +222,7 @@ def run_grid(request, *, progress=NULL_PROGRESS, on_outcome=None):
     keys = [
         RunKey(
             method=request.method, dataset=dataset.name, protocol=protocol_name, n_bits=n_bits, seed=seed,
-            params=params, backbone=request.backbone,
+            params=params, backbone="precomputed" if dataset.features is not None else request.backbone,
         )
         for n_bits in bits_list
         for seed in request.seeds
@@ -211,14 +241,21 @@ def run_grid(request, *, progress=NULL_PROGRESS, on_outcome=None):
         logger.info("All %d runs exist under %s; nothing to do (use --force to replace them)", len(keys), request.runs_dir)
         return outcomes
 
-    # Features of every item the split uses, computed once and cached on disk.
-    backbone = get_backbone(request.backbone, **request.backbone_options)
+    # Features of every item the split uses, computed once and cached on disk. A dataset that
+    # ships features (``dataset.features``) needs no backbone.
     rows = np.union1d(split.database, split.query)
     start = time.perf_counter()
-    features = compute_features(
-        backbone, [dataset.image_paths[i] for i in rows], dataset.ids[rows], dataset=dataset.name,
-        cache_dir=request.cache_dir, batch_size=request.batch_size, progress=progress,
-    )
+    if dataset.features is not None:
+        backbone = None
+        features = np.ascontiguousarray(dataset.features[rows], dtype=np.float32)
+    else:
+        backbone = get_backbone(request.backbone, **request.backbone_options)
+        # Two layouts of one dataset (CIFAR-10 pickles and JPEG files) share ids but not pixels.
+        cache_name = f"{dataset.name}-{dataset.source.split(':')[0]}" if dataset.source else dataset.name
+        features = compute_features(
+            backbone, [dataset.image_paths[i] for i in rows], dataset.ids[rows], dataset=cache_name,
+            cache_dir=request.cache_dir, batch_size=request.batch_size, progress=progress,
+        )
     features_s = time.perf_counter() - start
     position = {row: i for i, row in enumerate(rows)}
 
@@ -228,7 +265,7 @@ def run_grid(request, *, progress=NULL_PROGRESS, on_outcome=None):
     train_features = features_of(split.train)
     db_features = features_of(split.database)
     query_features = features_of(split.query)
-    backbone_ms = time_backbone(backbone, [dataset.image_paths[i] for i in split.query])
+    backbone_ms = 0.0 if backbone is None else time_backbone(backbone, [dataset.image_paths[i] for i in split.query])
     environment = collect_environment()
 
     for key in pending:
@@ -251,7 +288,7 @@ def run_grid(request, *, progress=NULL_PROGRESS, on_outcome=None):
         query_codes = hasher.encode(query_features)
         encode_ms = 1000.0 * (time.perf_counter() - start) / (len(db_features) + len(query_features))
 
-        search_ms = time_search(query_codes, db_codes)
+        search = time_search(query_codes, db_codes)
         evaluation = evaluate_codes(
             query_codes, db_codes, dataset.labels[split.query], dataset.labels[split.database], progress=progress,
         )
@@ -259,15 +296,14 @@ def run_grid(request, *, progress=NULL_PROGRESS, on_outcome=None):
             "fit_s": fit_s,
             "encode_ms_per_item": encode_ms,
             "encode_pixels_ms_per_item": backbone_ms + encode_ms,
-            "search_ms_per_query": search_ms,
+            **search,
             "features_s": features_s,
         }
         record = {
             # The store adds the key fields (method, dataset, protocol, n_bits, seed, params, backbone).
             "constructor_params": hasher.get_params(),
             "effective_params": hasher.effective_params() if hasattr(hasher, "effective_params") else None,
-            "backbone_details": {"name": backbone.name, "preprocessing": backbone.preprocessing,
-                         "n_features": backbone.n_features, "options": {k: str(v) for k, v in request.backbone_options.items()}},
+            "backbone_details": _backbone_details(backbone, features, request),
             "split": split.to_record(),
             "environment": environment,
             "metrics": evaluation["metrics"],
@@ -276,7 +312,10 @@ def run_grid(request, *, progress=NULL_PROGRESS, on_outcome=None):
             "conventions": evaluation["conventions"],
             "timings": timings,
             "timing_setup": {"encode_batch_size": len(db_features), "feature_batch_size": request.batch_size,
-                             "torch_threads": environment.get("torch_num_threads")},
+                             "backbone_latency_images": min(_LATENCY_IMAGES, len(split.query)),
+                             "torch_threads": environment.get("torch_num_threads"),
+                             "search_backend": SEARCH_BACKEND, "search_k": min(SEARCH_K, len(db_codes)),
+                             "search_threads": 1},
             "fit_details": getattr(hasher, "history_", None),
             "hashbench_version": __version__,
         }

@@ -57,16 +57,19 @@ class Dataset:
         One line for listings.
     ids : ndarray of shape (n_items,), dtype int64
         Item ids, for MIRFlickr-25K the N of ``imN.jpg``.
-    image_paths : list of pathlib.Path of length n_items
-        Image file of each item, whether or not it exists on disk.
+    image_paths : list of length n_items
+        Image of each item: a ``pathlib.Path`` to its file, whether or not it exists on disk, or
+        for releases that pack the images (CIFAR-10) an in-memory image with an ``open_rgb()``
+        method that returns a PIL image (see ``hashbench.data.images``).
     present : ndarray of shape (n_items,), dtype bool
         Whether each image file exists under the data root.
     labels : ndarray of shape (n_items, n_labels), dtype uint8
         0/1 ground-truth labels, one column per entry of ``label_names``.
-    tags : scipy.sparse.csr_matrix of shape (n_items, n_tags), dtype float32
-        0/1 user tags, one column per entry of ``tag_vocabulary``.
+    tags : scipy.sparse.csr_matrix of shape (n_items, n_tags), dtype float32, or None
+        0/1 user tags, one column per entry of ``tag_vocabulary``. None for a dataset without
+        user tags (CIFAR-10), on which methods that train on tags cannot run.
     tag_vocabulary : list of str of length n_tags
-        Tag of each column of ``tags``.
+        Tag of each column of ``tags``, empty when ``tags`` is None.
     label_names : list of str of length n_labels
         Name of each column of ``labels``.
     definition : dict
@@ -75,6 +78,16 @@ class Dataset:
         The definition file. Protocol file paths are relative to its folder.
     folder : pathlib.Path
         The dataset folder under the data root.
+    subsets : ndarray of shape (n_items,), dtype str, or None
+        The official subset of each item (``"train"`` or ``"test"`` for CIFAR-10), which split
+        protocols may draw from. None when the release has no such division.
+    source : str
+        The layout and file the items were read from, for example
+        ``"python-archive:cifar-10-python.tar.gz"``, or empty. Two layouts of one dataset share
+        item ids but may differ in pixels.
+    features : ndarray of shape (n_items, n_features), dtype float32, or None
+        Precomputed features of a dataset that ships features instead of images (see
+        ``hashbench.data.custom``), else None.
     """
 
     name: str
@@ -89,6 +102,9 @@ class Dataset:
     definition: dict
     definition_path: Path
     folder: Path
+    subsets: np.ndarray | None = None
+    source: str = ""
+    features: np.ndarray | None = None
 
     def __len__(self):
         return len(self.ids)
@@ -106,7 +122,8 @@ class Dataset:
     def __repr__(self):
         return (
             f"Dataset(name={self.name!r}, n_items={self.n_items}, n_present={self.n_present}, "
-            f"n_labels={len(self.label_names)}, n_tags={len(self.tag_vocabulary)})"
+            f"n_labels={len(self.label_names)}, n_tags={len(self.tag_vocabulary)}"
+            + (f", source={self.source!r})" if self.source else ")")
         )
 
 
@@ -220,6 +237,9 @@ _TOP_LEVEL_KEYS = {
     "files": (dict, True),
     "counts": (dict, True),
     "protocols": (dict, True),
+    "downloads": (dict, False),
+    "loader": (str, False),
+    "source": (dict, False),
 }
 _FILE_KEYS = {"path": (str, True), "sha256": (str, True)}
 _PROTOCOL_KEYS = {
@@ -228,6 +248,19 @@ _PROTOCOL_KEYS = {
     "seed": (int, True),
     "n_query": (int, True),
     "n_train": (int, True),
+    "generator": (str, False),
+    "n_database": (int, False),
+    "query_from": (str, False),
+    "train_from": (str, False),
+    "split_hash": (str, False),
+    "generate_on_load": (bool, False),
+}
+_DOWNLOAD_KEYS = {
+    "url": (str, True),
+    "file": (str, True),
+    "sha256": (str, False),
+    "size": (int, False),
+    "note": (str, False),
 }
 
 
@@ -320,6 +353,15 @@ def load_definition(name, *, datasets_dir=None):
 
     for protocol, table in definition["protocols"].items():
         _check_table(table, _PROTOCOL_KEYS, path, f"[protocols.{protocol}]")
+    for download, table in definition.get("downloads", {}).items():
+        if not isinstance(table, dict):
+            raise ValueError(f"{path}: [downloads.{download}] must be a table with url and file, and optionally sha256 and size.")
+        _check_table(table, _DOWNLOAD_KEYS, path, f"[downloads.{download}]")
+        if "sha256" in table and not _SHA256_PATTERN.fullmatch(table["sha256"]):
+            raise ValueError(
+                f"{path}: key 'sha256' in [downloads.{download}] must be 64 lowercase hexadecimal "
+                f"digits, got {table['sha256']!r}."
+            )
     if definition["standard_protocol"] not in definition["protocols"]:
         raise ValueError(
             f"{path}: key 'standard_protocol' names {definition['standard_protocol']!r}, which "

@@ -22,6 +22,7 @@ from collections import defaultdict
 import numpy as np
 import scipy.sparse as sp
 
+from hashbench.data import mirflickr25k_official as official
 from hashbench.data.dataset import (
     Dataset,
     DatasetError,
@@ -211,6 +212,8 @@ class MIRFlickr25K(DatasetLoader):
 
         folder = self._dataset_folder(data_root)
         paths = {role: folder / files[role]["path"] for role in self.file_roles}
+        if not paths["image_list"].is_file() and official.archives_present(folder):
+            return self._load_from_archives(folder, label_names, progress)
         logger.info("Loading %s from %s", self.name, folder)
 
         with progress.task(f"Reading {self.name} metadata", total=len(self.file_roles)) as advance:
@@ -279,6 +282,74 @@ class MIRFlickr25K(DatasetLoader):
             folder=folder,
         )
 
+    def _load_from_archives(self, folder, label_names, progress):
+        """Derive the subset from the official archives when the published files are absent."""
+        counts = self.definition["counts"]
+        with progress.task(f"Deriving {self.name} from the official archives", total=1) as advance:
+            derived = official.derive_from_archives(folder, label_names, official.N_IMAGES)
+            advance(1)
+        _check_count(len(derived.ids), "items", counts, folder / official.IMAGES_ARCHIVE, "images in the derived subset")
+        _check_count(len(derived.vocabulary), "tags", counts, folder / official.IMAGES_ARCHIVE, "vocabulary tags in the derived subset")
+
+        # Extracted images take precedence over the members of the archive.
+        extracted = list_folder_names(folder / "mirflickr")
+        image_paths = []
+        present = np.zeros(len(derived.ids), dtype=bool)
+        for row, item_id in enumerate(derived.ids):
+            file_name = f"im{item_id}.jpg"
+            if file_name in extracted:
+                image_paths.append(folder / "mirflickr" / file_name)
+                present[row] = True
+            elif int(item_id) in derived.image_members:
+                image_paths.append(official.ZipMemberImage(folder / official.IMAGES_ARCHIVE, derived.image_members[int(item_id)]))
+                present[row] = True
+            else:
+                image_paths.append(folder / "mirflickr" / file_name)
+        logger.info("Loaded %s from the official archives: %d items, %d images present", self.name, len(derived.ids), present.sum())
+        return Dataset(
+            name=self.name,
+            description=self.definition["description"],
+            ids=derived.ids,
+            image_paths=image_paths,
+            present=present,
+            labels=derived.labels,
+            tags=derived.tags,
+            tag_vocabulary=derived.vocabulary,
+            label_names=label_names,
+            definition=self.definition,
+            definition_path=self.definition_path,
+            folder=folder,
+            source=f"official archives:{official.IMAGES_ARCHIVE}",
+        )
+
+    def verify_extra(self, dataset, folder):
+        """Compare the subset derived from the official archives with the published files.
+
+        Returns
+        -------
+        list of hashbench.data.verify.Finding
+            One finding per compared aspect when both the archives and the published files are
+            present, else one ``skip`` or ``ok`` finding that says why nothing was compared.
+        """
+        from hashbench.data.verify import Finding
+
+        if not official.archives_present(folder):
+            return [Finding(
+                "skip", "derivation",
+                f"{official.IMAGES_ARCHIVE} and {official.ANNOTATIONS_ARCHIVE} are not both in {folder}, "
+                "so the subset is not derived and compared.",
+            )]
+        if dataset.source.startswith("official archives"):
+            return [Finding("ok", "derivation", f"Subset derived from the official archives in {folder}; no published files to compare.")]
+        try:
+            derived = official.derive_from_archives(folder, list(self.definition["label_names"]), official.N_IMAGES)
+        except DatasetError as error:
+            return [Finding("fail", "derivation", str(error))]
+        return [
+            Finding("ok" if matches else "fail", "derivation", f"derived vs published {message}")
+            for matches, message in official.compare_with_release(derived, dataset)
+        ]
+
     def status(self, data_root):
         """Summarise the files on disk, as ``hashbench.data.dataset_status`` describes."""
         result = {
@@ -298,6 +369,14 @@ class MIRFlickr25K(DatasetLoader):
         files = self.definition["files"]
         missing = [files[role]["path"] for role in self.file_roles if not (folder / files[role]["path"]).is_file()]
         result["found"] = not missing
+        if missing and official.archives_present(folder):
+            result["found"] = True
+            result["n_items"] = result["n_images_present"] = None
+            result["message"] = (
+                f"Official archives in {folder}, without the published metadata files: the "
+                "20,015-image subset is derived from them on load."
+            )
+            return result
 
         image_list = folder / files["image_list"]["path"]
         if image_list.is_file():

@@ -132,6 +132,151 @@ def generate_split(ids, *, seed, n_query, n_train):
     }
 
 
+def _pool_mask(dataset, subset, key, recipe_name):
+    """Return the boolean mask of the items in the official ``subset``, or all items for None."""
+    if subset is None:
+        return np.ones(dataset.n_items, dtype=bool)
+    if dataset.subsets is None:
+        raise DatasetError(
+            f"Protocol {recipe_name}: {key} = {subset!r}, but dataset {dataset.name!r} has no "
+            "official train/test division. Remove the key from the recipe."
+        )
+    mask = dataset.subsets == subset
+    if not mask.any():
+        raise DatasetError(
+            f"Protocol {recipe_name}: {key} = {subset!r} matches no item of dataset "
+            f"{dataset.name!r}. Subsets found: {sorted(set(dataset.subsets.tolist()))}."
+        )
+    return mask
+
+
+def _draw_per_label(rng, labels, pool, n_total, context):
+    """Draw ``n_total / n_labels`` rows per label column from the rows in ``pool``.
+
+    Label columns are visited in order. For multi-label data a row drawn for one label is not
+    drawn again for a later one, so the count per label is the number drawn for it, and an item
+    may carry several of the drawn labels.
+    """
+    n_labels = labels.shape[1]
+    if n_total % n_labels:
+        raise ValueError(f"{context}: {n_total} is not a multiple of the {n_labels} labels.")
+    per_label = n_total // n_labels
+    available = pool.copy()
+    chosen = []
+    for column in range(n_labels):
+        candidates = np.flatnonzero(available & (labels[:, column] > 0))
+        if len(candidates) < per_label:
+            raise DatasetError(
+                f"{context}: label column {column} has {len(candidates)} items left to draw from, "
+                f"expected at least {per_label}."
+            )
+        picked = rng.choice(candidates, size=per_label, replace=False)
+        available[picked] = False
+        chosen.append(picked)
+    return np.concatenate(chosen)
+
+
+def _generate_random(dataset, recipe, name):
+    return generate_split(dataset.ids, seed=recipe["seed"], n_query=recipe["n_query"], n_train=recipe["n_train"])
+
+
+def _generate_per_label(dataset, recipe, name):
+    rng = np.random.default_rng(recipe["seed"])
+    query_pool = _pool_mask(dataset, recipe.get("query_from"), "query_from", name)
+    train_pool = _pool_mask(dataset, recipe.get("train_from"), "train_from", name)
+    query = _draw_per_label(rng, dataset.labels, query_pool, recipe["n_query"], f"Protocol {name} queries")
+    is_query = np.zeros(dataset.n_items, dtype=bool)
+    is_query[query] = True
+    train = _draw_per_label(rng, dataset.labels, train_pool & ~is_query, recipe["n_train"], f"Protocol {name} training set")
+    ids = dataset.ids
+    return {"query": np.sort(ids[query]), "database": np.sort(ids[~is_query]), "train": np.sort(ids[train])}
+
+
+def _generate_official(dataset, recipe, name):
+    query_pool = _pool_mask(dataset, recipe.get("query_from", "test"), "query_from", name)
+    train_pool = _pool_mask(dataset, recipe.get("train_from", "train"), "train_from", name)
+    ids = dataset.ids
+    return {"query": np.sort(ids[query_pool]), "database": np.sort(ids[train_pool]), "train": np.sort(ids[train_pool])}
+
+
+def _generate_random_query_per_label_train(dataset, recipe, name):
+    rng = np.random.default_rng(recipe["seed"])
+    query_pool = _pool_mask(dataset, recipe.get("query_from", "test"), "query_from", name)
+    train_pool = _pool_mask(dataset, recipe.get("train_from", "train"), "train_from", name)
+    candidates = np.flatnonzero(query_pool)
+    if recipe["n_query"] > len(candidates):
+        raise DatasetError(f"Protocol {name}: n_query = {recipe['n_query']} exceeds the {len(candidates)} candidate queries.")
+    query = rng.permutation(candidates)[: recipe["n_query"]]
+    train = _draw_per_label(rng, dataset.labels, train_pool, recipe["n_train"], f"Protocol {name} training set")
+    ids = dataset.ids
+    return {"query": np.sort(ids[query]), "database": np.sort(ids[train_pool]), "train": np.sort(ids[train])}
+
+
+#: Split generators that a recipe names with ``generator = "<name>"``: function and description.
+GENERATORS = {
+    "random": (_generate_random, GENERATOR_DESCRIPTION),
+    "per-label": (
+        _generate_per_label,
+        "hashbench.data.protocol per-label: rng = numpy.random.default_rng(seed). For each label "
+        "column in order, rng.choice draws n_query / n_labels queries without replacement from "
+        "the rows of the query_from subset (all rows when unset) that carry the label and were "
+        "not drawn yet; then the training set is drawn the same way, n_train / n_labels per "
+        "label, from the train_from subset minus the queries. The database is every non-query "
+        "item. Each list is stored sorted ascending",
+    ),
+    "official": (
+        _generate_official,
+        "hashbench.data.protocol official: the queries are the items of the query_from subset "
+        "(default test), the database and the training set are the items of the train_from "
+        "subset (default train). No randomness. Each list is stored sorted ascending",
+    ),
+    "random-query-per-label-train": (
+        _generate_random_query_per_label_train,
+        "hashbench.data.protocol random-query-per-label-train: rng = "
+        "numpy.random.default_rng(seed). The queries are the first n_query rows of "
+        "rng.permutation over the rows of the query_from subset (default test). The training "
+        "set is drawn with rng.choice, n_train / n_labels per label column, from the train_from "
+        "subset (default train). The database is the whole train_from subset, so query_from "
+        "items that are not queries are in no list. Each list is stored sorted ascending",
+    ),
+}
+
+
+def generate_lists(dataset, name, recipe):
+    """Draw the id lists of protocol ``name`` of a loaded dataset from its recipe.
+
+    Parameters
+    ----------
+    dataset : Dataset
+    name : str
+        Protocol name, used in messages.
+    recipe : dict
+        The ``[protocols.<name>]`` table of the definition.
+
+    Returns
+    -------
+    lists : dict of str to ndarray of shape (n,), dtype int64
+        ``query``, ``database`` and ``train`` ids, each sorted ascending.
+    description : str
+        How the lists were drawn, stored in the protocol file.
+
+    Raises
+    ------
+    ValueError
+        If the recipe names an unknown generator.
+    DatasetError
+        If the dataset cannot supply the requested counts.
+    """
+    generator = recipe.get("generator", "random")
+    if generator not in GENERATORS:
+        raise ValueError(
+            f"Protocol {name}: unknown generator {generator!r} in {dataset.definition_path}. "
+            f"Known generators: {', '.join(sorted(GENERATORS))}."
+        )
+    function, description = GENERATORS[generator]
+    return function(dataset, recipe, name), description
+
+
 # --------------------------------------------------------------------------------------------
 # Protocol files
 # --------------------------------------------------------------------------------------------
@@ -335,6 +480,34 @@ def write_protocol(protocol, path):
     return True
 
 
+def build_protocol(dataset, name, recipe):
+    """Generate protocol ``name`` of a loaded dataset in memory from its recipe.
+
+    Parameters
+    ----------
+    dataset : Dataset
+    name : str
+    recipe : dict
+        The ``[protocols.<name>]`` table of the definition.
+
+    Returns
+    -------
+    Protocol
+        With ``path`` None.
+    """
+    lists, description = generate_lists(dataset, name, recipe)
+    return Protocol(
+        name=name,
+        version=recipe["version"],
+        dataset=dataset.name,
+        seed=recipe["seed"],
+        generator=description,
+        numpy_version=np.__version__,
+        split_hash=split_hash(lists["query"], lists["database"], lists["train"]),
+        **lists,
+    )
+
+
 def generate_protocol_file(dataset_name, data_root=None, *, protocol=None, output=None, datasets_dir=None):
     """Generate a protocol from its recipe in the dataset definition and write it.
 
@@ -362,19 +535,7 @@ def generate_protocol_file(dataset_name, data_root=None, *, protocol=None, outpu
     """
     dataset = load_dataset(dataset_name, data_root, datasets_dir=datasets_dir)
     name, recipe, default_path = _protocol_recipe(dataset, protocol)
-    lists = generate_split(
-        dataset.ids, seed=recipe["seed"], n_query=recipe["n_query"], n_train=recipe["n_train"]
-    )
-    generated = Protocol(
-        name=name,
-        version=recipe["version"],
-        dataset=dataset.name,
-        seed=recipe["seed"],
-        generator=GENERATOR_DESCRIPTION,
-        numpy_version=np.__version__,
-        split_hash=split_hash(lists["query"], lists["database"], lists["train"]),
-        **lists,
-    )
+    generated = build_protocol(dataset, name, recipe)
     path = Path(output) if output is not None else default_path
     written = write_protocol(generated, path)
     generated.path = path
@@ -542,6 +703,9 @@ def _check_against_recipe(stored, name, recipe, dataset):
         "n_query": len(stored.query),
         "n_train": len(stored.train),
     }
+    if "n_database" in recipe:
+        expected["n_database"] = recipe["n_database"]
+        found["n_database"] = len(stored.database)
     for key, value in expected.items():
         if found[key] != value:
             raise DatasetError(
@@ -564,6 +728,36 @@ def _rows_of_ids(dataset, ids, path, list_name):
             f"{dataset.name!r} (first: {unknown[0]}), so the protocol belongs to other metadata."
         )
     return np.sort(order[positions]).astype(np.int64)
+
+
+def _read_or_generate(dataset, name, recipe, path):
+    """Read the protocol file, or generate the split in memory when the recipe allows it.
+
+    A recipe with ``generate_on_load = true`` belongs to a dataset whose item ids cannot be
+    published without its data (NUS-WIDE). When its file is absent the split is generated from
+    the seed and checked against the recipe's ``split_hash`` when the recipe pins one.
+    """
+    if path.exists() or not recipe.get("generate_on_load", False):
+        return read_protocol(path)
+
+    generated = build_protocol(dataset, name, recipe)
+    generated.path = path
+    pinned = recipe.get("split_hash")
+    if pinned is None:
+        logger.warning(
+            "Protocol %s v%d has no stored file and no pinned split hash, so the generated split "
+            "(split hash %s) is not checked. Run `python -m hashbench.data generate %s "
+            "--protocol %s` to store it, and pin its split_hash in the definition",
+            name, generated.version, generated.split_hash, dataset.name, name,
+        )
+    elif pinned != generated.split_hash:
+        raise DatasetError(
+            f"Protocol {name} v{generated.version} generated from {dataset.folder} has split hash "
+            f"{generated.split_hash}, expected {pinned} (split_hash in [protocols.{name}] of "
+            f"{dataset.definition_path}). The metadata files differ from the ones the protocol "
+            "was published with: restore the original files."
+        )
+    return generated
 
 
 def load_split(dataset, protocol=None, *, allow_partial=False):
@@ -594,12 +788,13 @@ def load_split(dataset, protocol=None, *, allow_partial=False):
         if no query, database or training image is present.
     """
     name, recipe, path = _protocol_recipe(dataset, protocol)
-    stored = read_protocol(path)
+    stored = _read_or_generate(dataset, name, recipe, path)
     _check_against_recipe(stored, name, recipe, dataset)
 
     rows = {list_name: _rows_of_ids(dataset, getattr(stored, list_name), path, list_name) for list_name in SPLIT_LISTS}
     n_covered = len(rows["query"]) + len(rows["database"])
-    if n_covered != dataset.n_items:
+    # A recipe with n_database may leave items out of both lists (CIBHash's CIFAR-10 setting).
+    if "n_database" not in recipe and n_covered != dataset.n_items:
         raise DatasetError(
             f"Protocol file {path}: queries and database cover {n_covered:,} items, expected all "
             f"{dataset.n_items:,} items of dataset {dataset.name!r}."

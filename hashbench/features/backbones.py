@@ -416,9 +416,22 @@ class VGG16(Backbone):
 
 
 def _open_rgb(image):
-    """Return ``image`` (a PIL image or a file) decoded and converted to RGB."""
+    """Return ``image`` decoded and converted to RGB.
+
+    ``image`` is a PIL image, a file path, or an in-memory image with an ``open_rgb()`` method
+    that returns a PIL image (how datasets that pack their images in an archive, such as
+    CIFAR-10, hand them over).
+    """
     if isinstance(image, Image.Image):
         return image.convert("RGB")
+    if hasattr(image, "open_rgb"):
+        try:
+            return image.open_rgb().convert("RGB")
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+            raise ImageDecodeError(
+                f"Cannot decode image {image}: {exc}. The archive member is corrupt or not an "
+                "image. Restore the dataset archive."
+            ) from exc
     path = os.fspath(image)
     try:
         with Image.open(path) as opened:
