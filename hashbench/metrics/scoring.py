@@ -121,7 +121,7 @@ def _rank(distances, ties, first_query, seed):
 def _gather_rows(values, order):
     """Reorder each row of ``values`` by the same row of ``order``."""
     # Indexing the flattened rows with one offset per row is faster than take_along_axis.
-    flat_order = order + (np.arange(order.shape[0], dtype=np.int64) * order.shape[1])[:, None]
+    flat_order = order + (np.arange(order.shape[0], dtype=np.int64) * values.shape[1])[:, None]
     return np.take(values.ravel(), flat_order)
 
 
@@ -141,56 +141,98 @@ def _counts_by_distance(distances, relevance, n_bits):
 
 
 def _score_ordered_block(scores, rows, ranked_relevance):
-    """Keep the prefix sums of one block of ranked relevance at every cut-off."""
+    """Keep, per query of one block, the relevant items and the sum of precision within each cut-off."""
+    n_rows = ranked_relevance.shape[0]
+
+    # Every relevant item of the block at once: its row, its 1-based rank, and how many relevant
+    # items of the same row rank at or above it, which gives precision at that rank.
+    hit_rows, hit_columns = np.nonzero(ranked_relevance)
+    hit_ranks = hit_columns + 1
+    row_starts = np.searchsorted(hit_rows, np.arange(n_rows))
+    hits_so_far = np.arange(1, len(hit_rows) + 1) - row_starts[hit_rows]
+    precision_at_hits = hits_so_far / hit_ranks
+
+    # Hits are sorted by (row, rank), so one search per row and cut-off finds the hits inside it.
+    # Each row's sum restarts at its first hit, so the result does not depend on the block size.
     n_db = ranked_relevance.shape[1]
-    relevant_so_far = np.cumsum(ranked_relevance, axis=1, dtype=np.int32)
-
-    # precision@i at each relevant rank i, 0 elsewhere, then its prefix sums.
-    ranks = np.arange(1, n_db + 1, dtype=np.float64)
-    precision_at_hits = np.divide(relevant_so_far, ranks)
-    precision_at_hits *= ranked_relevance
-    precision_sum = np.cumsum(precision_at_hits, axis=1, out=precision_at_hits)
-
+    keys = hit_rows * (n_db + 1) + hit_ranks
+    padded = np.append(precision_at_hits, 0.0)
+    row_offsets = np.arange(n_rows) * (n_db + 1)
     for cutoff in scores.cutoffs:
-        scores.relevant_in_top[cutoff][rows] = relevant_so_far[:, cutoff - 1]
-        scores.precision_sum_in_top[cutoff][rows] = precision_sum[:, cutoff - 1]
+        ends = np.searchsorted(keys, row_offsets + cutoff, side="right")
+        scores.relevant_in_top[cutoff][rows] = ends - row_starts
+        bounds = np.stack([row_starts, ends], axis=1).ravel()
+        sums = np.add.reduceat(padded, bounds)[::2]
+        scores.precision_sum_in_top[cutoff][rows] = np.where(ends > row_starts, sums, 0.0)
 
 
-def _shared_label_counts(query_labels, db_labels_t):
-    """Number of labels each query shares with each database item, shape (n_rows, n_database)."""
-    return np.rint(query_labels @ db_labels_t).astype(np.int64)
+def _label_words(labels):
+    """Pack 0/1 label rows into uint64 words, shape (n_items, ceil(n_labels / 64))."""
+    n_words = -(-labels.shape[1] // 64)
+    padded = np.zeros((labels.shape[0], n_words * 64), dtype=np.uint8)
+    padded[:, : labels.shape[1]] = labels
+    return np.packbits(padded, axis=1).view(np.uint64)
+
+
+def _shared_label_counts(query_words, db_words_by_column):
+    """Count the labels each query shares with each database item, shape (n_rows, n_database).
+
+    ``query_words`` has shape (n_rows, n_words) and ``db_words_by_column`` (n_words, n_database),
+    labels packed 64 to a word (``_label_words``).
+    """
+    shared = np.zeros((query_words.shape[0], db_words_by_column.shape[1]), dtype=np.uint8)
+    for column, db_column in enumerate(db_words_by_column):
+        both = np.bitwise_and(query_words[:, column, None], db_column[None, :])
+        if hasattr(np, "bitwise_count"):
+            shared += np.bitwise_count(both)
+        else:
+            shared += np.unpackbits(both.view(np.uint8), axis=1).reshape(both.shape + (64,)).sum(axis=2, dtype=np.uint8)
+    return shared
+
+
+def _joint_counts(distances, shared, n_bits, n_labels):
+    """Count database items by (Hamming distance, shared labels), per row.
+
+    Returns an ndarray of shape (n_rows, n_bits + 1, n_labels + 1), dtype int64.
+    """
+    n_rows = distances.shape[0]
+    keys = distances.astype(np.int64)
+    keys += (np.arange(n_rows, dtype=np.int64) * (n_bits + 1))[:, None]
+    keys *= n_labels + 1
+    keys += shared
+    counts = np.bincount(keys.ravel(), minlength=n_rows * (n_bits + 1) * (n_labels + 1))
+    return counts.reshape(n_rows, n_bits + 1, n_labels + 1)
 
 
 def _score_block(scores, rows, distances, relevance, labels, ties, seed):
     """Score one block of queries (global row indices ``rows``)."""
-    scores.counts[rows] = _counts_by_distance(distances, relevance, scores.n_bits)
-
     shared = None
-    if scores.gain_levels is not None:
-        query_labels, db_labels_t = labels
-        shared = _shared_label_counts(query_labels[rows], db_labels_t)
-        n_levels = scores.n_labels + 1
-        keys = shared + (np.arange(len(rows), dtype=np.int64) * n_levels)[:, None]
-        scores.gain_levels[rows] = np.bincount(
-            keys.ravel(), minlength=len(rows) * n_levels
-        ).reshape(len(rows), n_levels)
-        del keys
+    if scores.gain_levels is None:
+        scores.counts[rows] = _counts_by_distance(distances, relevance, scores.n_bits)
+    else:
+        # One count by (distance, shared labels) gives the relevance counts, the ideal DCG's gain
+        # levels and the gains at each distance.
+        query_words, db_words_by_column = labels
+        shared = _shared_label_counts(query_words[rows], db_words_by_column)
+        joint = _joint_counts(distances, shared, scores.n_bits, scores.n_labels)
+        scores.counts[rows, :, 0] = joint[:, :, 0]
+        scores.counts[rows, :, 1] = joint[:, :, 1:].sum(axis=2)
+        scores.gain_levels[rows] = joint.sum(axis=1)
+        if scores.gain_by_distance is not None:
+            scores.gain_by_distance[rows] = joint @ (np.exp2(np.arange(scores.n_labels + 1)) - 1.0)
+        del joint
 
     if ties == "tie-aware":
-        if shared is not None:
-            gains = np.exp2(shared) - 1.0
-            keys = distances.astype(np.int64)
-            keys += (np.arange(len(rows), dtype=np.int64) * (scores.n_bits + 1))[:, None]
-            scores.gain_by_distance[rows] = np.bincount(
-                keys.ravel(), weights=gains.ravel(), minlength=len(rows) * (scores.n_bits + 1)
-            ).reshape(len(rows), scores.n_bits + 1)
         return
 
     order = _rank(distances, ties, int(rows[0]), seed)
     _score_ordered_block(scores, rows, _gather_rows(relevance, order))
     if shared is not None:
-        ranked_gains = np.exp2(_gather_rows(shared, order)) - 1.0
-        discount_sum = np.cumsum(ranked_gains / np.log2(np.arange(2, ranked_gains.shape[1] + 2)), axis=1)
+        # Only the ranks up to the largest NDCG cut-off matter.
+        depth = max(scores.dcg_at)
+        gains = np.exp2(np.arange(scores.n_labels + 1)) - 1.0
+        ranked_gains = gains[_gather_rows(shared, order[:, :depth])]
+        discount_sum = np.cumsum(ranked_gains / np.log2(np.arange(2, depth + 2)), axis=1)
         for cutoff in scores.dcg_at:
             scores.dcg_at[cutoff][rows] = discount_sum[:, cutoff - 1]
 
@@ -259,11 +301,13 @@ def score_queries(
             scores.dcg_at = {cutoff: np.zeros(n_queries) for cutoff in ndcg_cutoffs}
         else:
             scores.gain_by_distance = np.zeros((n_queries, n_bits + 1), dtype=np.float64)
-        labels = (query_labels.astype(np.float32), np.ascontiguousarray(db_labels.T, dtype=np.float32))
+        labels = (_label_words(query_labels), np.ascontiguousarray(_label_words(db_labels).T))
 
     query_label_bits = np.packbits(query_labels, axis=1)
     db_label_bits_by_column = np.ascontiguousarray(np.packbits(db_labels, axis=1).T)
-    rows_per_block = max(1, _BLOCK_PAIRS // n_db)
+    # With NDCG each row also counts items by (distance, shared labels).
+    row_size = max(n_db, (n_bits + 1) * (n_labels + 1)) if ndcg_cutoffs else n_db
+    rows_per_block = max(1, _BLOCK_PAIRS // row_size)
 
     logger.info(
         "Evaluating %d queries against %d database items (%d-bit codes, ties %s, chunks of %d)",
