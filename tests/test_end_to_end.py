@@ -20,18 +20,8 @@ METHODS = ("dstdh", "lsh", "itq")
 
 
 @pytest.fixture(scope="module")
-def runs(data_root, tmp_path_factory):
-    root = tmp_path_factory.mktemp("e2e")
-    runner = CliRunner()
-    results = {}
-    for method in METHODS:
-        result = runner.invoke(app, [
-            "run", "--method", method, "--dataset", "mirflickr25k", "--allow-partial", "--bits", "32",
-            "--seeds", "0", "--sample", SAMPLE, "--data-root", str(data_root),
-            "--runs-dir", str(root / "runs"), "--cache-dir", str(root / "cache"),
-        ])
-        results[method] = result
-    return root, results
+def runs(sample_runs):
+    return sample_runs
 
 
 @pytest.mark.parametrize("method", METHODS)
