@@ -222,11 +222,11 @@ def test_forward_tensor_rejects_invalid_batch(lite0, batch, error, message):
 
 
 def test_list_backbones():
-    assert list_backbones() == ["efficientnet-lite0", "vgg16"]
+    assert list_backbones() == ["efficientnet-lite0", "gist", "vgg16"]
 
 
 def test_get_backbone_unknown_lists_known():
-    with pytest.raises(ValueError, match=r"Unknown backbone 'resnet50'. Known backbones: efficientnet-lite0, vgg16"):
+    with pytest.raises(ValueError, match=r"Unknown backbone 'resnet50'. Known backbones: efficientnet-lite0, gist, vgg16"):
         get_backbone("resnet50")
 
 

@@ -8,10 +8,12 @@ from hashbench.features.backbones import (
     register_backbone,
 )
 from hashbench.features.cache import CACHE_FORMAT_VERSION, cache_key, compute_features
+from hashbench.features.gist import GIST
 
 __all__ = [
     "Backbone",
     "CACHE_FORMAT_VERSION",
+    "GIST",
     "ImageDecodeError",
     "cache_key",
     "compute_features",
