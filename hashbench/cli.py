@@ -116,33 +116,77 @@ def run(
 def report(
     runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Folder of the run store."),
     fmt: str = typer.Option("table", "--format", "-f", help=f"Output format: {', '.join(REPORT_FORMATS)}."),
-    output: Path = typer.Option(None, "--output", "-o", help="Write the report to this file instead of the terminal."),
-    method: list[str] = typer.Option([], "--method", help="Only this method (repeatable)."),
+    output: Path = typer.Option(
+        None, "--output", "-o",
+        help="Write to FILE (.md, .csv, .json, .txt) instead of the terminal, or to a folder (a path without "
+             "a suffix, or an existing folder) of tables, PNG plots and a self-contained index.html.",
+    ),
+    method: list[str] = typer.Option([], "--method", help="Only this method (repeatable, wildcards allowed)."),
     dataset: list[str] = typer.Option([], "--dataset", help="Only this dataset (repeatable)."),
     bits: str = typer.Option(None, "--bits", help="Only these code lengths, comma-separated."),
+    since: str = typer.Option(
+        None, "--since", help="Only runs created at or after this ISO date or time, e.g. 2026-12-01 (UTC unless an offset is given).",
+    ),
     verbose: int = VerboseOption,
 ):
     """Summarise stored runs: mean and standard deviation over seeds of every metric."""
-    from hashbench.report import format_report, summarize_runs
+    from hashbench.report import format_report, parse_since, split_comparable, summarize_runs
+    from hashbench.reports import is_folder_output, write_report_folder
     from hashbench.store import scan_runs
 
     _configure_logging(verbose)
     if fmt not in REPORT_FORMATS:
         _fail(f"--format must be one of {', '.join(REPORT_FORMATS)}, got {fmt!r}.")
+    try:
+        to_folder = output is not None and is_folder_output(output)
+    except ValueError as error:
+        _fail(str(error))
+    if since is not None:
+        try:
+            parse_since(since)
+        except ValueError:
+            _fail(f"--since must be an ISO 8601 date or date and time, for example 2026-12-01 or "
+                  f"2026-12-01T14:30:00+00:00; got {since!r}.")
+    if to_folder and fmt != "table":
+        _fail(f"--format {fmt} writes one file, but --output {output} is a folder, which gets every format. "
+              f"Drop --format, or name a file such as {output}.{'md' if fmt == 'markdown' else fmt}.")
     if not Path(runs_dir).is_dir():
         _fail(f"Runs folder {runs_dir} does not exist. Run `hashbench run --method NAME` first, or pass --runs-dir.")
+
+    filters = {
+        "method": method or None,
+        "dataset": dataset or None,
+        "n_bits": _parse_int_list(bits, "--bits") if bits else None,
+        "since": since,
+    }
     try:
         scan = scan_runs(runs_dir)
         for problem in scan.problems:
             error_console.print(f"[yellow]Skipped[/] {problem.path}: {problem.reason}")
         records = scan.records if scan.records else runs_dir
-        frame = summarize_runs(
-            records, method=method or None, dataset=dataset or None,
-            n_bits=_parse_int_list(bits, "--bits") if bits else None,
-        )
+        if to_folder:
+            written = write_report_folder(records, output, source=str(runs_dir), **filters)
+        else:
+            frame = summarize_runs(records, **filters)
     except ValueError as error:
         _fail(str(error))
+    except OSError as error:
+        _fail(f"Reading the runs or writing the report failed: {error}. Check the paths and their permissions.")
 
+    if to_folder:
+        for note in written.warnings:
+            error_console.print(f"[yellow]Note:[/] {note}")
+        sets_written = f"{len(written.sets)} set{'' if len(written.sets) == 1 else 's'} of runs"
+        error_console.print(f"Wrote {len(written.files)} files for {sets_written} to {output}; "
+                            f"open {written.page}")
+        return
+
+    sets = len(split_comparable(frame))
+    if sets > 1:
+        error_console.print(
+            f"[yellow]Note:[/] the runs form {sets} sets of dataset, protocol and evaluation conventions; "
+            "each gets its own table, because figures from different sets are not comparable."
+        )
     if fmt == "table":
         text = None
         _print_report_table(frame)
@@ -249,19 +293,18 @@ _TABLE_COLUMNS = (
     ("encode (ms/item)", "encode_ms_per_item", 4),
     ("encode from pixels (ms/item)", "encode_pixels_ms_per_item", 1),
     ("search p50 (ms/query)", "search_p50_ms", 3),
+    ("index (bytes)", "index_bytes", 0),
 )
 
 
 def _print_report_table(frame):
     # Runs under different evaluation conventions are not comparable, so each set gets a table.
-    for (dataset, protocol, conventions), group in frame.groupby(["dataset", "protocol", "conventions"], sort=False):
-        named = json.loads(conventions) or {}
-        preset = named.get("preset", "legacy (stable ties, empty queries 0)")
+    from hashbench.report import conventions_label, split_comparable
+
+    for (dataset, protocol, conventions), group in split_comparable(frame):
         table = Table(
             title=f"{dataset} / {protocol}: mean ± std over seeds",
-            caption=f"Evaluation conventions: {preset} preset, " + ", ".join(
-                f"{key} {named[key]}" for key in ("ties", "empty_queries", "topk_normaliser") if key in named
-            ),
+            caption=f"Evaluation conventions: {conventions_label(conventions)}",
         )
         table.add_column("method")
         table.add_column("bits", justify="right")

@@ -1,11 +1,15 @@
 """Summaries of stored runs: mean and standard deviation over seeds, as a table or a file.
 
-:func:`summarize_runs` groups run records by method, dataset, protocol, code length, backbone and
-parameters, and averages every number in ``metrics`` and ``timings`` over the seeds of a group.
-:func:`format_report` writes the summary as Markdown, CSV or JSON, and :func:`table_cells` gives
-the formatted cells that a terminal table needs.
+:func:`select_runs` keeps the run records that match the method, dataset, code length and date
+filters. :func:`summarize_runs` groups them by method, dataset, protocol, code length, backbone
+and parameters, and averages every number in ``metrics`` and ``timings`` over the seeds of a
+group. :func:`split_comparable` cuts a summary into the sets of rows that may share a table (one
+dataset, protocol and set of evaluation conventions). :func:`format_report` writes the summary as
+Markdown, CSV or JSON, and :func:`table_cells` gives the formatted cells that a terminal table
+needs. The folder report with plots and an HTML page is in :mod:`hashbench.reports`.
 """
 
+import datetime as dt
 import fnmatch
 import hashlib
 import json
@@ -298,7 +302,118 @@ def _load_records(records):
     return records
 
 
-def summarize_runs(records, *, method=None, dataset=None, n_bits=None):
+def parse_since(value):
+    """Turn a ``since`` filter into an aware UTC datetime.
+
+    Parameters
+    ----------
+    value : str, datetime.date or datetime.datetime
+        An ISO 8601 date (``"2026-12-01"``, midnight UTC) or date and time
+        (``"2026-12-01T14:30"``, ``"2026-12-01T14:30:00+01:00"``). A time without an offset is UTC.
+
+    Returns
+    -------
+    datetime.datetime
+        The moment, with ``tzinfo`` set.
+
+    Raises
+    ------
+    ValueError
+        If a str is not an ISO 8601 date or date and time.
+    TypeError
+        If ``value`` is neither a str nor a date.
+    """
+    if isinstance(value, str):
+        try:
+            value = dt.datetime.fromisoformat(value.strip())
+        except ValueError:
+            raise ValueError(
+                f"since must be an ISO 8601 date or date and time, for example 2026-12-01 or "
+                f"2026-12-01T14:30:00+00:00; got {value!r}."
+            ) from None
+    elif isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+        value = dt.datetime(value.year, value.month, value.day)
+    elif not isinstance(value, dt.datetime):
+        raise TypeError(f"since must be an ISO date str, a date or a datetime, got {type(value).__name__}.")
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.timezone.utc)
+    return value
+
+
+def _created(record):
+    """Return the record's ``created`` time as an aware datetime, or None when missing or invalid."""
+    created = record.get("created")
+    if not isinstance(created, str):
+        return None
+    try:
+        moment = dt.datetime.fromisoformat(created)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.timezone.utc)
+
+
+def select_runs(records, *, method=None, dataset=None, n_bits=None, since=None):
+    """Keep the run records that match every filter.
+
+    Parameters
+    ----------
+    records : list of dict or path-like
+        Run records (from :func:`hashbench.store.iter_runs`), or a runs folder to read them from.
+    method, dataset : str or list of str, optional
+        Keep only runs whose method or dataset matches one of these names. Shell-style wildcards
+        are accepted (``"dsh*"``). None keeps all.
+    n_bits : int or list of int, optional
+        Keep only runs with one of these code lengths. None keeps all.
+    since : str, datetime.date or datetime.datetime, optional
+        Keep only runs whose ``created`` time is at or after this moment (see
+        :func:`parse_since`). A record without a readable ``created`` time is left out and
+        counted in a warning. None keeps all.
+
+    Returns
+    -------
+    list of dict
+        The matching records, in their input order.
+
+    Raises
+    ------
+    ValueError
+        If there are no records, a record lacks a key field, ``since`` is not an ISO date, or
+        the filters match no run; the message lists the values the runs have.
+    """
+    records = _load_records(records)
+    for record in records:
+        _check_record(record)
+
+    methods = _as_patterns(method, "method")
+    datasets = _as_patterns(dataset, "dataset")
+    bits = _as_bits(n_bits)
+    start = None if since is None else parse_since(since)
+    selected = [
+        record for record in records
+        if _matches(record["method"], methods) and _matches(record["dataset"], datasets)
+        and (bits is None or record["n_bits"] in bits)
+    ]
+    if start is not None:
+        undated = [record for record in selected if _created(record) is None]
+        if undated:
+            logger.warning("Leaving out %d runs without a readable 'created' time, which --since cannot compare: %s",
+                           len(undated), _record_label(undated[0]))
+        selected = [record for record in selected
+                    if _created(record) is not None and _created(record) >= start]
+    if not selected:
+        created = [moment for moment in map(_created, records) if moment is not None]
+        newest = max(created).isoformat() if created else "unknown"
+        raise ValueError(
+            f"no runs match method={methods}, dataset={datasets}, n_bits={sorted(bits) if bits else None}"
+            f"{'' if start is None else f', since={start.isoformat()}'}. "
+            f"The runs have methods {sorted({r['method'] for r in records})}, datasets "
+            f"{sorted({r['dataset'] for r in records})} and bits {sorted({r['n_bits'] for r in records})}"
+            f"{'' if start is None else f'; the newest was created {newest}'}."
+        )
+    return selected
+
+
+def summarize_runs(records, *, method=None, dataset=None, n_bits=None, since=None):
     """Average the metrics and timings of runs over seeds.
 
     Runs are grouped by method, dataset, protocol, code length, backbone and parameters, so two
@@ -311,11 +426,8 @@ def summarize_runs(records, *, method=None, dataset=None, n_bits=None):
     ----------
     records : list of dict or path-like
         Run records (from :func:`hashbench.store.iter_runs`), or a runs folder to read them from.
-    method, dataset : str or list of str, optional
-        Keep only runs whose method or dataset matches one of these names. Shell-style wildcards
-        are accepted (``"dsh*"``). None keeps all.
-    n_bits : int or list of int, optional
-        Keep only runs with one of these code lengths. None keeps all.
+    method, dataset, n_bits, since : optional
+        Filters, as :func:`select_runs` applies them. None keeps all.
 
     Returns
     -------
@@ -333,24 +445,7 @@ def summarize_runs(records, *, method=None, dataset=None, n_bits=None):
         If there are no records, the filters match none, or the runs of one group differ in
         split hash or metric conventions, repeat a seed, or lack a metric that other seeds have.
     """
-    records = _load_records(records)
-    for record in records:
-        _check_record(record)
-
-    methods = _as_patterns(method, "method")
-    datasets = _as_patterns(dataset, "dataset")
-    bits = _as_bits(n_bits)
-    selected = [
-        record for record in records
-        if _matches(record["method"], methods) and _matches(record["dataset"], datasets)
-        and (bits is None or record["n_bits"] in bits)
-    ]
-    if not selected:
-        raise ValueError(
-            f"no runs match method={methods}, dataset={datasets}, n_bits={sorted(bits) if bits else None}. "
-            f"The runs have methods {sorted({r['method'] for r in records})}, datasets "
-            f"{sorted({r['dataset'] for r in records})} and bits {sorted({r['n_bits'] for r in records})}."
-        )
+    selected = select_runs(records, method=method, dataset=dataset, n_bits=n_bits, since=since)
 
     groups = {}
     for record in selected:
@@ -407,6 +502,104 @@ def _check_frame(frame):
         raise ValueError(
             f"frame lacks the columns {', '.join(missing)}; pass the output of summarize_runs."
         )
+
+
+#: Columns whose values must be equal for rows to share a table: numbers under different
+#: protocols or evaluation conventions are not comparable.
+COMPARABLE_COLUMNS = ("dataset", "protocol", "conventions")
+
+# Conventions listed first in labels; other recorded conventions follow in name order.
+_LEADING_CONVENTIONS = ("ties", "empty_queries", "topk_normaliser")
+
+
+def conventions_label(conventions_json):
+    """Describe recorded evaluation conventions in one line for table headers.
+
+    Parameters
+    ----------
+    conventions_json : str
+        Canonical JSON of a record's ``conventions`` dict (a summary's ``conventions`` column).
+
+    Returns
+    -------
+    str
+        For example ``"preset hashbench: ties tie-aware, empty_queries zero, ..."``. Records
+        written before presets existed read ``"no preset recorded: ..."``.
+    """
+    named = json.loads(conventions_json) or {}
+    if not isinstance(named, dict):
+        return f"unrecognised conventions {conventions_json}"
+    preset = named.get("preset")
+    order = [key for key in _LEADING_CONVENTIONS if key in named]
+    order += sorted(key for key in named if key not in order and key != "preset")
+    details = ", ".join(f"{key} {named[key]}" for key in order)
+    head = f"preset {preset}" if preset else "no preset recorded"
+    return f"{head}: {details}" if details else head
+
+
+def conventions_slug(conventions_json):
+    """Return a short folder name for a set of conventions: preset name and an 8-digit hash.
+
+    The hash is over the canonical JSON, so two sets that share a preset name but differ in a
+    convention get different names. Records without a preset use ``no-preset``.
+    """
+    named = json.loads(conventions_json) or {}
+    preset = named.get("preset") if isinstance(named, dict) else None
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "-", str(preset)).strip("-.") if preset else ""
+    return f"{safe or 'no-preset'}-{params_label(conventions_json)}"
+
+
+def split_comparable(frame):
+    """Cut a summary into the sets of rows that may share a table.
+
+    Rows are comparable when they have the same dataset, protocol and evaluation conventions.
+    Reports give each set its own table, and never average or tabulate across sets.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        Output of :func:`summarize_runs`.
+
+    Returns
+    -------
+    list of (tuple of str, pandas.DataFrame)
+        ``((dataset, protocol, conventions_json), rows)`` in the frame's row order. Each part
+        keeps ``frame.attrs``.
+    """
+    _check_frame(frame)
+    parts = []
+    for key, rows in frame.groupby(list(COMPARABLE_COLUMNS), sort=False):
+        rows = rows.copy()
+        rows.attrs = dict(frame.attrs)
+        parts.append((tuple(key), rows))
+    return parts
+
+
+def check_comparable(frame):
+    """Raise ValueError when a summary mixes datasets, protocols or evaluation conventions.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        Output of :func:`summarize_runs`, or one part of :func:`split_comparable`.
+
+    Raises
+    ------
+    ValueError
+        Naming the column that differs and two of its values, because numbers under different
+        protocols or conventions are not comparable and must not share one table.
+    """
+    _check_frame(frame)
+    for column in COMPARABLE_COLUMNS:
+        values = list(dict.fromkeys(frame[column]))
+        if len(values) > 1:
+            shown = [conventions_label(value) for value in values[:2]] if column == "conventions" else values[:2]
+            raise ValueError(
+                f"the rows mix {len(values)} values of {column} ({shown[0]!r} and {shown[1]!r}); "
+                "figures from different datasets, protocols or evaluation conventions are not "
+                "comparable, so they do not share a table. Split the summary with "
+                "split_comparable() and make one table per part."
+            )
 
 
 class ReportTable(NamedTuple):
@@ -467,6 +660,22 @@ def _key_cell(column, value):
 
 
 def _format_markdown(frame):
+    parts = split_comparable(frame)
+    if len(parts) == 1:
+        return _markdown_table(frame)
+    # Rows under different datasets, protocols or conventions are not comparable: one table each.
+    sections = []
+    for (dataset, protocol, conventions), rows in parts:
+        sections.append(
+            f"## {dataset} / {protocol}\n\nEvaluation conventions: {conventions_label(conventions)}\n\n"
+            + _markdown_table(rows)
+        )
+    note = (f"The runs form {len(parts)} sets of dataset, protocol and evaluation conventions. "
+            "Figures from different sets are not comparable, so each set has its own table.\n\n")
+    return note + "\n".join(sections)
+
+
+def _markdown_table(frame):
     table = table_cells(frame)
 
     def line(cells):
@@ -526,7 +735,8 @@ def format_report(frame, fmt):
 
     - ``markdown``: a pipe table with the key columns and ``mean ± std`` per metric (4 decimals)
       and per timing (in its unit, with a header such as ``fit (s)``), as :func:`table_cells`
-      formats them.
+      formats them. A summary with more than one dataset, protocol or set of evaluation
+      conventions (see :func:`split_comparable`) gets one headed table per set.
     - ``csv``: every summary column with full precision; ``seeds`` is space-separated,
       ``params`` and ``conventions`` are canonical JSON, and a missing metric is empty.
     - ``json``: a list of row objects with ``method``, ``dataset``, ``protocol``, ``bits``,
