@@ -128,3 +128,12 @@ def test_gist_on_mirflickr_images(data_root):
     assert np.all(np.isfinite(features))
     # Distinct photos give distinct descriptors.
     assert len({feature.tobytes() for feature in features}) == 8
+
+
+def test_gist_reads_in_memory_archive_images(data_root):
+    # CIFAR-10 images come out of the tar as in-memory objects with ``open_rgb()``.
+    from hashbench.data import load_dataset
+
+    dataset = load_dataset("cifar10", data_root)
+    features = get_backbone("gist").extract(dataset.image_paths[:2])
+    assert features.shape == (2, 512)

@@ -168,7 +168,7 @@ class Backbone:
         FileNotFoundError
             A file does not exist.
         """
-        pixels = [self._resize_and_crop(_open_rgb(image)) for image in images]
+        pixels = [self._resize_and_crop(open_rgb(image)) for image in images]
         if not pixels:
             return torch.empty((0, 3, self.crop_size, self.crop_size), dtype=torch.float32)
         return self._normalize(torch.stack(pixels).to(torch.float32))
@@ -415,7 +415,7 @@ class VGG16(Backbone):
 # --------------------------------------------------------------------------------------------
 
 
-def _open_rgb(image):
+def open_rgb(image):
     """Return ``image`` decoded and converted to RGB.
 
     ``image`` is a PIL image, a file path, or an in-memory image with an ``open_rgb()`` method

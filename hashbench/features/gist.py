@@ -30,14 +30,13 @@ The computation uses numpy and scipy FFTs on the CPU and is deterministic.
 
 import hashlib
 import logging
-import os
 import time
 
 import numpy as np
 import scipy.fft
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
-from hashbench.features.backbones import ImageDecodeError, register_backbone
+from hashbench.features.backbones import open_rgb, register_backbone
 from hashbench.progress import NULL_PROGRESS
 
 logger = logging.getLogger(__name__)
@@ -189,26 +188,14 @@ def load_grey(image):
 
     Parameters
     ----------
-    image : str, path-like or PIL.Image.Image
+    image : str, path-like, PIL.Image.Image or an object with ``open_rgb()``
+        Anything ``hashbench.features.backbones`` decodes, in-memory archive images included.
 
     Returns
     -------
     ndarray of shape (32, 32), dtype float64
     """
-    if isinstance(image, Image.Image):
-        rgb = image.convert("RGB")
-    else:
-        path = os.fspath(image)
-        try:
-            with Image.open(path) as opened:
-                rgb = opened.convert("RGB")
-        except (FileNotFoundError, IsADirectoryError, PermissionError):
-            raise
-        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-            raise ImageDecodeError(
-                f"Cannot decode image {path}: {exc}. The file is corrupt, truncated or not an image. "
-                "Replace it or leave it out."
-            ) from exc
+    rgb = open_rgb(image)
 
     # Resize the shorter side to 32 px and take the centre square, as imresizecrop.m does.
     width, height = rgb.size
