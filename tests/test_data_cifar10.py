@@ -342,21 +342,21 @@ def test_protocol_draw_too_large(tmp_path):
 
 
 def test_backbone_decodes_in_memory_images():
-    from hashbench.features.backbones import _open_rgb
+    from hashbench.features.backbones import open_rgb
 
     pixels = _pixels(4, 1)[0]
     buffer = io.BytesIO()
     Image.fromarray(pixels).save(buffer, format="PNG")
 
-    assert np.array_equal(np.asarray(_open_rgb(ArrayImage(pixels, "batch[0]"))), pixels)
-    assert np.array_equal(np.asarray(_open_rgb(EncodedImage(buffer.getvalue(), "a.png"))), pixels)
+    assert np.array_equal(np.asarray(open_rgb(ArrayImage(pixels, "batch[0]"))), pixels)
+    assert np.array_equal(np.asarray(open_rgb(EncodedImage(buffer.getvalue(), "a.png"))), pixels)
 
 
 def test_backbone_corrupt_member_names_it():
-    from hashbench.features.backbones import ImageDecodeError, _open_rgb
+    from hashbench.features.backbones import ImageDecodeError, open_rgb
 
     with pytest.raises(ImageDecodeError, match=r"Cannot decode image x.tar.gz:train/cat/0001.jpg"):
-        _open_rgb(EncodedImage(b"not a jpeg", "x.tar.gz:train/cat/0001.jpg"))
+        open_rgb(EncodedImage(b"not a jpeg", "x.tar.gz:train/cat/0001.jpg"))
 
 
 def test_array_image_rejects_wrong_shape():
