@@ -33,8 +33,8 @@ def _parse_sample(text):
     if text is None:
         return None
     values = _parse_int_list(text, "--sample")
-    if len(values) != 2:
-        _fail(f"--sample expects two integers QUERIES,DATABASE, for example --sample 200,1000; got {text!r}.")
+    if len(values) != 2 or min(values) < 1:
+        _fail(f"--sample expects two positive integers QUERIES,DATABASE, for example --sample 200,1000; got {text!r}.")
     return tuple(values)
 
 
@@ -103,6 +103,12 @@ def run(
                 f"[green]done[/] {method} bits={outcome.key.n_bits} seed={outcome.key.seed}: mAP {m['map']:.4f}"
             )
 
+    if not sys.stderr.isatty() and verbose == 0:
+        # Progress bars draw only on a terminal, so say once what the silence is.
+        error_console.print(
+            f"Running {method} on {dataset}; the first run extracts and caches backbone features, "
+            "which can take minutes. Add -v to log each step."
+        )
     try:
         with _progress_bars() as progress:
             run_grid(request, progress=progress, on_outcome=show)
@@ -321,8 +327,12 @@ def _print_report_table(frame):
             if show_params:
                 cells.append(hashlib.sha256(row["params"].encode()).hexdigest()[:8])
             for _, column, decimals in shown:
-                std = row.get(f"{column}_std", 0.0)
-                cells.append(f"{row[column]:.{decimals}f}±{std:.{decimals}f}")
+                # One seed has no spread to show.
+                if int(row["n_seeds"]) == 1:
+                    cells.append(f"{row[column]:.{decimals}f}")
+                else:
+                    std = row.get(f"{column}_std", 0.0)
+                    cells.append(f"{row[column]:.{decimals}f}±{std:.{decimals}f}")
             table.add_row(*cells)
         console.print(table)
 

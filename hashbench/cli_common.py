@@ -62,11 +62,12 @@ def fail(message, code=2):
 
 
 def parse_int_list(text, option, example="0,1,2"):
+    """Parse a comma-separated list of integers given to ``option``, or exit with a clear message."""
     values = []
     for part in text.split(","):
         part = part.strip()
         if not part:
-            continue
+            fail(f"{option} has an empty item in {text!r}; give comma-separated integers, for example {option} {example}.")
         try:
             values.append(int(part))
         except ValueError:

@@ -79,7 +79,12 @@ def verify(
     if failed(findings):
         console.print(f"{name}: {n_failed} of {len(findings)} checks failed.", markup=False, highlight=False)
         raise typer.Exit(code=1)
-    console.print(f"{name}: all {len(findings)} checks passed or were skipped.", markup=False, highlight=False)
+    counts = {level: sum(finding.level == level for finding in findings) for level in ("ok", "warn", "skip")}
+    console.print(
+        f"{name}: no check failed ({counts['ok']} passed, {counts['warn']} with a warning, "
+        f"{counts['skip']} skipped).",
+        markup=False, highlight=False,
+    )
 
 
 @datasets_app.command()

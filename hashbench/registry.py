@@ -161,10 +161,37 @@ def resolve_params(name, dataset, overrides=None):
     for key, value in overrides.items():
         if key not in allowed:
             raise ValueError(
-                f"Unknown parameter {key!r} for method {name!r}. Valid parameters: {sorted(allowed)}."
+                f"Unknown parameter {key!r} for method {name!r}. Valid parameters: "
+                f"{', '.join(sorted(allowed))}."
             )
+        if key in params:
+            _check_override_type(name, key, value, params[key])
         params[key] = value
     return params
+
+
+_TYPE_NAMES = {bool: "true or false", int: "an integer", float: "a number"}
+
+
+def _check_override_type(method, key, value, default):
+    """Reject an override whose type cannot stand in for the default's, before any work starts.
+
+    Ranges are checked by the method itself when it fits.
+    """
+    expected = type(default)
+    if expected is bool:
+        accepted = isinstance(value, bool)
+    elif expected is int:
+        accepted = isinstance(value, int) and not isinstance(value, bool)
+    elif expected is float:
+        accepted = isinstance(value, (int, float)) and not isinstance(value, bool)
+    else:
+        return
+    if not accepted:
+        raise ValueError(
+            f"Parameter {key!r} of method {method!r} takes {_TYPE_NAMES[expected]} (default "
+            f"{default!r}), got {value!r}. Pass for example --set {key}={default!r}."
+        )
 
 
 def make_hasher(name, *, n_bits, seed, dataset, overrides=None):

@@ -138,6 +138,7 @@ def test_verify_mirflickr_partial_warns(data_root):
     assert result.exit_code == 0, result.output
     assert len(re.findall(r"^OK +file ", result.output, re.MULTILINE)) == 4
     assert re.search(r"^WARN +protocol +mirflickr25k-standard v1: .*11,644 of 20,015", result.output, re.MULTILINE)
+    assert re.search(r"no check failed \(\d+ passed, 1 with a warning, \d+ skipped\)", result.output)
 
 
 def test_verify_edited_file_fails(data_root, tmp_path):

@@ -138,7 +138,18 @@ def test_malformed_input_names_array_and_problem(tmp_path, replace, message):
 def test_not_an_archive_is_rejected(tmp_path):
     path = tmp_path / "codes.npz"
     path.write_text("query_codes,db_codes\n")
-    with pytest.raises(CodesFileError, match="Cannot read .*codes.npz as a .npz archive"):
+    with pytest.raises(CodesFileError, match="codes.npz is not a .npz archive"):
+        load_codes_file(path)
+
+
+def test_bit_matrix_with_stray_value_is_rejected(tmp_path):
+    arrays = _problem()
+    codes = (arrays["query_codes"] > 0).astype(np.uint8)
+    codes[3, 5] = 2
+    arrays["query_codes"] = codes
+    path = tmp_path / "stray.npz"
+    np.savez(path, **arrays)
+    with pytest.raises(CodesFileError, match="query_codes looks like a 0/1 bit matrix but holds 2 at row 3, column 5"):
         load_codes_file(path)
 
 

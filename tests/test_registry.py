@@ -1,3 +1,5 @@
+import re
+
 import pytest
 
 from hashbench.interface import Hasher
@@ -60,3 +62,19 @@ def test_unknown_override_rejected():
 def test_override_replaces_default():
     hasher = make_hasher("itq", n_bits=16, seed=3, dataset="mirflickr25k", overrides={"n_iter": 7})
     assert hasher.get_params() == {"n_bits": 16, "seed": 3, "n_iter": 7}
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ({"n_iter": "abc"}, "Parameter 'n_iter' of method 'itq' takes an integer (default 50), got 'abc'"),
+        ({"n_iter": 2.5}, "Parameter 'n_iter' of method 'itq' takes an integer (default 50), got 2.5"),
+    ],
+)
+def test_override_of_wrong_type_is_rejected(override, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        resolve_params("itq", "mirflickr25k", override)
+
+
+def test_integer_override_accepted_for_float_parameter():
+    assert resolve_params("dstdh", "mirflickr25k", {"alpha": 1})["alpha"] == 1

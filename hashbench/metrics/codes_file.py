@@ -81,8 +81,22 @@ def _load_codes(array, name, codes_format):
     return pack_codes(bits)
 
 
-def _is_bit_matrix(array):
-    return array.dtype != np.uint8 or bool(np.isin(array, (0, 1)).all())
+def _is_bit_matrix(array, name):
+    """Tell whether a code array is a bit matrix, rejecting a uint8 matrix that is almost one."""
+    if array.dtype != np.uint8:
+        return True
+    is_bit = np.isin(array, (0, 1))
+    if is_bit.all():
+        return True
+    # Packed codes of a real method hold 0 or 1 in about 2 of 256 bytes; a matrix that is mostly
+    # 0 and 1 is a bit matrix with stray values.
+    if array.size >= 64 and is_bit.mean() > 0.9:
+        row, column = np.argwhere(~is_bit)[0]
+        raise CodesFileError(
+            f"{name} looks like a 0/1 bit matrix but holds {array[row, column]} at row {row}, column "
+            f"{column}. Fix the value, or pass --codes-format packed if these are packed codes."
+        )
+    return False
 
 
 def load_codes_file(path, *, codes_format="auto"):
@@ -116,6 +130,11 @@ def load_codes_file(path, *, codes_format="auto"):
     path = Path(path)
     if not path.is_file():
         raise CodesFileError(f"Codes file {path} does not exist or is not a file.")
+    if not zipfile.is_zipfile(path):
+        raise CodesFileError(
+            f"{path} is not a .npz archive. Write it with numpy.savez(path, query_codes=..., "
+            "db_codes=..., query_labels=..., db_labels=...)."
+        )
     try:
         with np.load(path, allow_pickle=False) as archive:
             missing = [name for name in REQUIRED_ARRAYS if name not in archive.files]
@@ -134,7 +153,7 @@ def load_codes_file(path, *, codes_format="auto"):
         ) from error
 
     if codes_format == "auto":
-        both_bits = all(_is_bit_matrix(arrays[name]) for name in ("query_codes", "db_codes"))
+        both_bits = all(_is_bit_matrix(arrays[name], name) for name in ("query_codes", "db_codes"))
         codes_format = "bits" if both_bits else "packed"
     for name in ("query_codes", "db_codes"):
         arrays[name] = _load_codes(arrays[name], name, codes_format)

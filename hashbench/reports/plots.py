@@ -14,6 +14,7 @@ report does not change the matplotlib backend of the calling program.
 import io
 import logging
 import math
+import textwrap
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -107,6 +108,11 @@ class Plot:
         buffer = io.BytesIO()
         self.figure.savefig(buffer, format="png", dpi=PNG_DPI, metadata={"Software": None})
         return buffer.getvalue()
+
+
+def _wrap(title, width=72):
+    """Wrap each line of a plot title, so a long protocol name stays inside the figure."""
+    return "\n".join(textwrap.fill(line, width) for line in title.split("\n"))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -252,7 +258,7 @@ def _draw_curve_panels(series_list, *, title, xlabel, ylabel, log_x=False, hide_
             ax.set_xscale("log")
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize="small")
-    figure.suptitle(f"{title}\n{_CURVE_NOTE}", fontsize="medium")
+    figure.suptitle(_wrap(f"{title}\n{_CURVE_NOTE}"), fontsize="medium")
     return figure
 
 
@@ -390,7 +396,7 @@ def plot_map_vs_bits(frame, *, title):
     ax.set_ylabel(ylabel)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize="small")
-    ax.set_title(f"{title}: mAP against code length\n{_POINT_NOTE}", fontsize="medium")
+    ax.set_title(_wrap(f"{title}: mAP against code length\n{_POINT_NOTE}"), fontsize="medium")
     return Plot("map_vs_bits", title, xlabel, ylabel, series, figure)
 
 
@@ -477,7 +483,7 @@ def plot_map_vs_search_time(frame, *, title):
     ax.set_ylabel(ylabel)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize="small")
-    ax.set_title(f"{title}: mAP against search time (labels: bits)\n{_POINT_NOTE}", fontsize="medium")
+    ax.set_title(_wrap(f"{title}: mAP against search time (labels: bits)\n{_POINT_NOTE}"), fontsize="medium")
     return Plot("map_vs_search_time", title, xlabel, ylabel, series, figure,
                 front=front, front_labels=[names[index] for index in indices])
 
