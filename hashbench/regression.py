@@ -40,8 +40,9 @@ QUALITY_SEED = 0
 QUALITY_SAMPLE = (150, 1200)
 QUALITY_TOLERANCE = 1e-3
 
-#: A stored speed ratio may grow (get worse) by at most this factor before CI fails.
-SPEED_TOLERANCE_FACTOR = 2.0
+#: A stored speed ratio may fall by at most this factor before CI fails. Ratios on a shared 2-core
+#: machine moved by up to 2x between runs, so the factor leaves room for that.
+SPEED_TOLERANCE_FACTOR = 3.0
 
 
 def quality_arguments(data_root, runs_dir, cache_dir, method):
@@ -69,12 +70,18 @@ def run_quality(data_root, workdir):
     return {record["method"]: record["metrics"]["map"] for record in iter_runs(workdir / "runs")}
 
 
-def _best_seconds(function, repeats=3):
-    best = float("inf")
+def _best_seconds_interleaved(functions, repeats=5):
+    """Time each function ``repeats`` times, alternating between them, and keep each one's best.
+
+    Alternating exposes every function to the same changes in machine load, which a block of
+    repetitions per function would not.
+    """
+    best = [float("inf")] * len(functions)
     for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        best = min(best, time.perf_counter() - start)
+        for i, function in enumerate(functions):
+            start = time.perf_counter()
+            function()
+            best[i] = min(best[i], time.perf_counter() - start)
     return best
 
 
@@ -85,7 +92,7 @@ def search_ratio(n_database=100_000, n_bits=64, n_queries=50, k=100, seed=0):
     rng = np.random.default_rng(seed)
     db_codes = rng.integers(0, 256, size=(n_database, n_bits // 8), dtype=np.uint8)
     query_codes = rng.integers(0, 256, size=(n_queries, n_bits // 8), dtype=np.uint8)
-    seconds = {}
+    searches = []
     for backend in ("numpy", "faiss-flat"):
         index = make_index(backend, threads=1).build(db_codes)
 
@@ -93,8 +100,9 @@ def search_ratio(n_database=100_000, n_bits=64, n_queries=50, k=100, seed=0):
             for i in range(n_queries):
                 index.search(query_codes[i:i + 1], k)
 
-        seconds[backend] = _best_seconds(search_each)
-    return seconds["numpy"] / seconds["faiss-flat"]
+        searches.append(search_each)
+    numpy_seconds, faiss_seconds = _best_seconds_interleaved(searches)
+    return numpy_seconds / faiss_seconds
 
 
 def plain_evaluation(query_codes, db_codes, query_labels, db_labels):
@@ -137,10 +145,12 @@ def evaluation_ratios(n_queries=200, n_database=20_000, n_bits=64, n_labels=21, 
     expected = plain_evaluation(*arrays)
     if abs(ours("matlab")["metrics"]["map"] - expected) > 1e-9:
         raise AssertionError("evaluate_codes and the plain evaluation disagree on mAP")
-    plain = _best_seconds(lambda: plain_evaluation(*arrays))
+    plain, matlab, default = _best_seconds_interleaved(
+        [lambda: plain_evaluation(*arrays), lambda: ours("matlab"), lambda: ours("hashbench")], repeats=3
+    )
     return {
-        "plain_over_evaluate_codes_matlab": plain / _best_seconds(lambda: ours("matlab")),
-        "plain_over_evaluate_codes_default": plain / _best_seconds(lambda: ours("hashbench")),
+        "plain_over_evaluate_codes_matlab": plain / matlab,
+        "plain_over_evaluate_codes_default": plain / default,
     }
 
 
@@ -158,20 +168,25 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description="Measure, or store with --update, the regression baselines.")
     parser.add_argument("--update", action="store_true", help=f"Write the values to {BASELINE_FILE}.")
     parser.add_argument("--data-root", default=None, help="Data root [default: $HASHBENCH_DATA, then ./data].")
+    parser.add_argument(
+        "--only", choices=("quality", "speed"), default=None,
+        help="Measure only this part and keep the stored values of the other.",
+    )
     arguments = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
-    with tempfile.TemporaryDirectory() as workdir:
-        quality = run_quality(Path(arguments.data_root) if arguments.data_root else default_data_root(), workdir)
-    speed = measure_speed()
-    baseline = {
-        "quality": {
+    baseline = load_baseline() if arguments.only and BASELINE_FILE.exists() else {}
+    if arguments.only != "speed":
+        data_root = Path(arguments.data_root) if arguments.data_root else default_data_root()
+        with tempfile.TemporaryDirectory() as workdir:
+            quality = run_quality(data_root, workdir)
+        baseline["quality"] = {
             "command": " ".join(quality_arguments("$HASHBENCH_DATA", "RUNS", "CACHE", "METHOD")),
             "tolerance": QUALITY_TOLERANCE,
             "map": quality,
-        },
-        "speed": {"tolerance_factor": SPEED_TOLERANCE_FACTOR, "ratios": speed},
-    }
+        }
+    if arguments.only != "quality":
+        baseline["speed"] = {"tolerance_factor": SPEED_TOLERANCE_FACTOR, "ratios": measure_speed()}
     text = json.dumps(baseline, indent=2, sort_keys=True) + "\n"
     print(text, end="")
     if arguments.update:
