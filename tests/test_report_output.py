@@ -30,7 +30,8 @@ from hashbench.reports.styles import KNOWN_METHODS, method_style
 from hashbench.reports.tables import build_table
 from hashbench.store import RunKey, RunStore, canonical_json, iter_runs
 
-PUBLISHED_RUNS = Path(__file__).resolve().parents[1] / "reports" / "mirflickr25k" / "runs"
+# 16-bit records of the first published MIRFlickr-25K results, written before evaluation presets.
+LEGACY_RUNS = Path(__file__).resolve().parent / "data" / "legacy_runs"
 
 HASHBENCH = {
     "preset": "hashbench", "relevance": "share at least one label", "ties": "tie-aware",
@@ -541,8 +542,8 @@ def test_markdown_file_splits_sets():
 # Records written before presets
 
 
-def test_published_legacy_runs(tmp_path):
-    written = write_report_folder(PUBLISHED_RUNS, tmp_path / "out", n_bits=[16])
+def test_legacy_runs(tmp_path):
+    written = write_report_folder(LEGACY_RUNS, tmp_path / "out", n_bits=[16])
 
     (only,) = written.sets
     plots = {plot.name: plot for plot in only.plots}
