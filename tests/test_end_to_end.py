@@ -101,7 +101,8 @@ def test_run_without_allow_partial_names_flag(data_root, tmp_path):
         (["--bits", "x"], "comma-separated integers"),
         (["--method", "nope"], "Unknown method 'nope'"),
         (["--set", "n_itr=3"], "Unknown parameter 'n_itr'"),
-        (["--sample", "10"], "two integers"),
+        (["--sample", "10"], "two positive integers"),
+        (["--sample", "0,100"], "two positive integers"),
     ],
 )
 def test_run_rejects_bad_options(data_root, tmp_path, args, message):
