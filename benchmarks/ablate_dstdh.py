@@ -56,6 +56,8 @@ def main():
     parser.add_argument("--configs", default=None,
                         help='JSON list of [name, {"param": value}] pairs to run instead of the ablations.')
     parser.add_argument("--json", action="store_true", help="Print one JSON object per line.")
+    parser.add_argument("--preset", default="matlab",
+                        help="Evaluation preset; matlab (stable ties) produced the table in docs/dstdh.md.")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
 
@@ -82,7 +84,8 @@ def main():
             fit_s = time.perf_counter() - start
             hasher.calibrate(db_features)
             scores = evaluate_codes(hasher.encode(query_features), hasher.encode(db_features),
-                                    dataset.labels[queries], dataset.labels[database], map_at=(), precision_at=())
+                                    dataset.labels[queries], dataset.labels[database], map_at=(), precision_at=(),
+                                    ndcg_at=(), conventions=args.preset)
             changed = float(np.mean(hasher.codes_ != hasher.initial_codes_)) if method == "dstdh" else None
             row = {"bits": n_bits, "config": name, "map": scores["metrics"]["map"], "fit_s": fit_s,
                    "bits_changed_from_itq": changed}
