@@ -17,7 +17,7 @@ from hashbench import __version__
 from hashbench.codes import validate_n_bits
 from hashbench.data import load_dataset, load_split, sample_split
 from hashbench.environment import collect_environment
-from hashbench.features import compute_features, get_backbone
+from hashbench.features import compute_features, get_backbone, load_cached_features
 from hashbench.interface import TrainingSet
 from hashbench.metrics import evaluate_codes
 from hashbench.progress import NULL_PROGRESS
@@ -175,6 +175,20 @@ def time_backbone(backbone, image_paths):
     return 1000.0 * (time.perf_counter() - start) / len(paths)
 
 
+def _features_from_full_cache(backbone, dataset, full_split, rows, cache_name, cache_dir):
+    """Take a sample's features from the cached features of its whole split, if they exist.
+
+    Returns the features of ``rows`` (a subset of the split's query and database rows), or None
+    when the whole split has no cache entry.
+    """
+    full_rows = np.union1d(full_split.database, full_split.query)
+    full = load_cached_features(backbone, dataset.ids[full_rows], dataset=cache_name, cache_dir=cache_dir)
+    if full is None:
+        return None
+    logger.info("Took the features of %d sampled items from the cache of all %d items", len(rows), len(full_rows))
+    return full[np.searchsorted(full_rows, rows)]
+
+
 def _backbone_details(backbone, features, request):
     """Describe the feature extractor of a run, or the precomputed features it used."""
     if backbone is None:
@@ -210,6 +224,7 @@ def run_grid(request, *, progress=NULL_PROGRESS, on_outcome=None):
             "Choose a dataset with tags, such as mirflickr25k or nuswide."
         )
     split = load_split(dataset, request.protocol, allow_partial=request.allow_partial)
+    full_split = split
     if request.sample is not None:
         n_query, n_database = request.sample
         split = sample_split(split, dataset.ids, n_query=n_query, n_database=n_database, seed=request.sample_seed)
@@ -252,10 +267,14 @@ def run_grid(request, *, progress=NULL_PROGRESS, on_outcome=None):
         backbone = get_backbone(request.backbone, **request.backbone_options)
         # Two layouts of one dataset (CIFAR-10 pickles and JPEG files) share ids but not pixels.
         cache_name = f"{dataset.name}-{dataset.source.split(':')[0]}" if dataset.source else dataset.name
-        features = compute_features(
-            backbone, [dataset.image_paths[i] for i in rows], dataset.ids[rows], dataset=cache_name,
-            cache_dir=request.cache_dir, batch_size=request.batch_size, progress=progress,
-        )
+        features = None
+        if split is not full_split:
+            features = _features_from_full_cache(backbone, dataset, full_split, rows, cache_name, request.cache_dir)
+        if features is None:
+            features = compute_features(
+                backbone, [dataset.image_paths[i] for i in rows], dataset.ids[rows], dataset=cache_name,
+                cache_dir=request.cache_dir, batch_size=request.batch_size, progress=progress,
+            )
     features_s = time.perf_counter() - start
     position = {row: i for i, row in enumerate(rows)}
 

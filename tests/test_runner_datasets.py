@@ -64,3 +64,30 @@ def test_tag_method_on_dataset_without_tags_is_rejected(features_dataset, monkey
     ])
     assert result.exit_code == 2
     assert "dstdh trains on user tags, but dataset 'feats' has none" in " ".join(result.output.split())
+
+
+class _PathBackbone:
+    """A stand-in backbone whose features are a fixed function of each image path (no decoding)."""
+
+    name = "path-features"
+    n_features = 8
+    weights_sha256 = "0" * 64
+    preprocessing = "hash of the path"
+
+    def extract(self, images, *, batch_size=64, progress=None, **options):
+        rows = [np.random.default_rng(abs(hash(str(image))) % 2**32).normal(size=8) for image in images]
+        return np.asarray(rows, dtype=np.float32)
+
+
+def test_sample_reuses_features_of_whole_split(data_root, tmp_path, monkeypatch):
+    monkeypatch.setattr(runner, "get_backbone", lambda name, **options: _PathBackbone())
+    base = dict(method="lsh", dataset="mirflickr25k", bits=[8], seeds=[0], data_root=data_root,
+                runs_dir=tmp_path / "runs", cache_dir=tmp_path / "cache", allow_partial=True)
+    run_grid(RunRequest(**base))
+
+    def no_extraction(*args, **kwargs):
+        raise AssertionError("a sampled run extracted features although the whole split is cached")
+
+    monkeypatch.setattr(runner, "compute_features", no_extraction)
+    (outcome,) = run_grid(RunRequest(**base, sample=(50, 400)))
+    assert outcome.status == "done"

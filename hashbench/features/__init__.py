@@ -7,7 +7,7 @@ from hashbench.features.backbones import (
     list_backbones,
     register_backbone,
 )
-from hashbench.features.cache import CACHE_FORMAT_VERSION, cache_key, compute_features
+from hashbench.features.cache import CACHE_FORMAT_VERSION, cache_key, compute_features, load_cached_features
 from hashbench.features.gist import GIST
 
 __all__ = [
@@ -17,6 +17,7 @@ __all__ = [
     "ImageDecodeError",
     "cache_key",
     "compute_features",
+    "load_cached_features",
     "get_backbone",
     "list_backbones",
     "register_backbone",

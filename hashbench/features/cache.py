@@ -30,7 +30,7 @@ from hashbench.progress import NULL_PROGRESS, Progress
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["CACHE_FORMAT_VERSION", "cache_key", "compute_features"]
+__all__ = ["CACHE_FORMAT_VERSION", "cache_key", "compute_features", "load_cached_features"]
 
 #: Version of the cache layout and key. Changing it makes every earlier entry a miss.
 CACHE_FORMAT_VERSION = 1
@@ -112,7 +112,7 @@ def compute_features(
 
     cache_dir = Path(cache_dir)
     cache_dir.mkdir(parents=True, exist_ok=True)
-    stem = _UNSAFE_NAME_CHARACTERS.sub("_", f"{dataset}_{backbone.name}_{key[:16]}")
+    stem = _stem(dataset, backbone, key)
     array_path = cache_dir / f"{stem}.npy"
     sidecar_path = cache_dir / f"{stem}.json"
     shape = (len(image_paths), backbone.n_features)
@@ -154,6 +154,36 @@ def compute_features(
 # --------------------------------------------------------------------------------------------
 # Key
 # --------------------------------------------------------------------------------------------
+
+
+def load_cached_features(backbone, ids, *, dataset, cache_dir):
+    """Return the cached features of ``ids`` if a valid cache entry exists, without extracting.
+
+    Parameters
+    ----------
+    backbone : Backbone
+    ids : array-like of shape (n_items,)
+        Item ids in row order, as given to ``compute_features``.
+    dataset : str
+        Dataset name.
+    cache_dir : str or path-like
+        Folder of the cache.
+
+    Returns
+    -------
+    ndarray of shape (n_items, n_features), dtype float32, or None
+        None when there is no entry, or when the entry is incomplete or corrupt.
+    """
+    key, fields = _key_fields(backbone, ids, dataset)
+    stem = _stem(dataset, backbone, key)
+    cache_dir = Path(cache_dir)
+    shape = (fields["n_items"], backbone.n_features)
+    return _load_cached(cache_dir / f"{stem}.npy", cache_dir / f"{stem}.json", key, shape)
+
+
+def _stem(dataset, backbone, key):
+    """File name stem of a cache entry, safe on every file system."""
+    return _UNSAFE_NAME_CHARACTERS.sub("_", f"{dataset}_{backbone.name}_{key[:16]}")
 
 
 def _key_fields(backbone, ids, dataset):
