@@ -68,7 +68,7 @@ def run(
     allow_partial: bool = typer.Option(False, "--allow-partial", help="Run on the images present when some are missing."),
     set_: list[str] = typer.Option([], "--set", help="Override a method parameter: --set key=value (repeatable)."),
     force: bool = typer.Option(False, "--force", help="Replace runs that exist already."),
-    batch_size: int = typer.Option(64, "--batch-size", help="Images per batch in feature extraction."),
+    batch_size: int = typer.Option(64, "--batch-size", min=1, help="Images per batch in feature extraction."),
     sample: str = typer.Option(None, "--sample", help="Run on a seeded sample: QUERIES,DATABASE items, e.g. 200,1000."),
     sample_seed: int = typer.Option(0, "--sample-seed", help="Seed of the --sample draw."),
     verbose: int = VerboseOption,

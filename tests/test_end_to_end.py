@@ -103,6 +103,8 @@ def test_run_without_allow_partial_names_flag(data_root, tmp_path):
         (["--set", "n_itr=3"], "Unknown parameter 'n_itr'"),
         (["--sample", "10"], "two positive integers"),
         (["--sample", "0,100"], "two positive integers"),
+        (["--sample", "99999,100"], "the number of sampled queries, as in --sample QUERIES,DATABASE"),
+        (["--batch-size", "0"], "--batch-size"),
     ],
 )
 def test_run_rejects_bad_options(data_root, tmp_path, args, message):

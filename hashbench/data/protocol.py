@@ -648,11 +648,14 @@ def sample_split(split, ids, *, n_query, n_database, seed):
     Split
         A copy with sampled rows and ``sample`` set.
     """
-    for name, requested, available in (("n_query", n_query, len(split.query)),
-                                       ("n_database", n_database, len(split.database))):
+    for name, role, requested, available in (
+        ("n_query", "queries", n_query, len(split.query)),
+        ("n_database", "database items", n_database, len(split.database)),
+    ):
         if isinstance(requested, bool) or not isinstance(requested, int) or not 1 <= requested <= available:
             raise ValueError(
-                f"{name} must be an integer between 1 and {available} (the split's count), got {requested!r}."
+                f"{name} (the number of sampled {role}, as in --sample QUERIES,DATABASE) must be an "
+                f"integer between 1 and {available}, the split's count; got {requested!r}."
             )
     rng = np.random.default_rng(seed)
     query = np.sort(rng.choice(split.query, size=n_query, replace=False))
