@@ -257,7 +257,14 @@ def _draw_curve_panels(series_list, *, title, xlabel, ylabel, log_x=False, hide_
         if log_x:
             ax.set_xscale("log")
         ax.grid(True, alpha=0.3)
-        ax.legend(fontsize="small")
+
+    # One legend beside the panels: a legend inside each panel hides curves once many methods run.
+    handles = {}
+    for ax in axes:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(label, handle)
+    if handles:
+        figure.legend(list(handles.values()), list(handles), loc="outside right upper", fontsize="small")
     figure.suptitle(_wrap(f"{title}\n{_CURVE_NOTE}"), fontsize="medium")
     return figure
 
