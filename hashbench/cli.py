@@ -104,7 +104,7 @@ def run(
             )
 
     if not sys.stderr.isatty() and verbose == 0:
-        # Progress bars draw only on a terminal, so say once what the silence is.
+        # Progress bars draw only on a terminal, so print one line that explains the wait.
         error_console.print(
             f"Running {method} on {dataset}; the first run extracts and caches backbone features, "
             "which can take minutes. Add -v to log each step."
@@ -315,7 +315,7 @@ def _print_report_table(frame):
         table.add_column("method")
         table.add_column("bits", justify="right")
         table.add_column("seeds", justify="right")
-        # Two parameter settings of one method get separate rows; a short hash tells them apart.
+        # Two parameter settings of one method get separate rows, told apart by a short hash.
         show_params = group.groupby(["method", "n_bits"])["params"].nunique().max() > 1
         if show_params:
             table.add_column("params")

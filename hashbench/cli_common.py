@@ -11,8 +11,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress as RichProgres
 
 from hashbench.progress import Progress
 
-# Rich falls back to 80 columns when the output is not a terminal, which folds every report cell;
-# a file or pipe gets wide lines instead.
+# Rich falls back to 80 columns when the output is not a terminal, which folds every report cell.
+# A file or pipe gets wide lines instead.
 console = Console(width=None if sys.stdout.isatty() else 200)
 error_console = Console(stderr=True)
 
@@ -48,7 +48,13 @@ def progress_bars(columns=None):
 
 
 def configure_logging(verbose):
-    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    """Send log records through rich: warnings by default, info with -v, debug with -vv."""
+    if verbose == 0:
+        level = logging.WARNING
+    elif verbose == 1:
+        level = logging.INFO
+    else:
+        level = logging.DEBUG
     logging.basicConfig(
         level=level, format="%(message)s", datefmt="[%X]",
         handlers=[RichHandler(console=error_console, show_path=False)], force=True,

@@ -23,7 +23,7 @@ def data_root():
 def sample_runs(data_root, tmp_path_factory):
     """Run the regression quality runs (DSTDH, ITQ, LSH on a protocol sample) once per session.
 
-    Returns the folder that holds ``runs/`` and ``cache/``, and each method's CLI result.
+    Returns the folder that contains ``runs/`` and ``cache/``, and each method's CLI result.
     """
     from hashbench.cli import app
     from hashbench.regression import QUALITY_METHODS, quality_arguments

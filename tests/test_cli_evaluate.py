@@ -112,7 +112,7 @@ def _write(tmp_path, **replace):
 @pytest.mark.parametrize(
     "replace, message",
     [
-        ({"db_labels": None}, "bad.npz lacks db_labels; it holds query_codes, db_codes, query_labels"),
+        ({"db_labels": None}, "bad.npz lacks db_labels; it contains query_codes, db_codes, query_labels"),
         ({"query_codes": np.full((40, 16), 2)},
          "query_codes must hold 0/1 or -1/+1 bits, got 2 at row 0, column 0"),
         ({"db_codes": np.zeros((300, 12), dtype=np.int64)},
@@ -149,7 +149,7 @@ def test_bit_matrix_with_stray_value_is_rejected(tmp_path):
     arrays["query_codes"] = codes
     path = tmp_path / "stray.npz"
     np.savez(path, **arrays)
-    with pytest.raises(CodesFileError, match="query_codes looks like a 0/1 bit matrix but holds 2 at row 3, column 5"):
+    with pytest.raises(CodesFileError, match="query_codes looks like a 0/1 bit matrix but contains 2 at row 3, column 5"):
         load_codes_file(path)
 
 

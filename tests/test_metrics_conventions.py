@@ -1,7 +1,7 @@
 """Evaluation conventions: tie handling, empty queries, the mAP@k normaliser, NDCG and presets.
 
 Each convention is checked by hand on tiny problems and against an independent plain-loop
-re-computation; tie-aware values against the mean over every order of the tied items.
+re-computation. Tie-aware values are checked against the mean over every order of the tied items.
 """
 
 import itertools
@@ -113,7 +113,7 @@ def test_only_empty_queries_dropped_gives_none():
 
 
 def test_drop_leaves_out_top_k_without_relevant_item():
-    # thuml drops a query whose top k holds no relevant item, though the database has one.
+    # thuml drops a query whose top k contains no relevant item, though the database has one.
     problem = (_codes(0, 0), _codes(0, 3), np.array([[1, 0], [0, 1]]), np.array([[1, 0], [0, 1]]))
     conventions = Conventions(ties="stable", empty_queries="drop", topk_normaliser="retrieved")
     assert mean_average_precision_at_k(*problem, 1, conventions=conventions) == 1.0

@@ -1,6 +1,6 @@
 """Read codes and labels for evaluation from a ``.npz`` file written by any hashing code.
 
-The file holds four arrays:
+The file contains four arrays:
 
 ``query_codes``, ``db_codes``
     Either packed codes (dtype uint8, shape (n, bits // 8), most significant bit first, as
@@ -23,12 +23,12 @@ from hashbench.codes import pack_codes
 #: The arrays a codes file must hold.
 REQUIRED_ARRAYS = ("query_codes", "db_codes", "query_labels", "db_labels")
 
-#: How code arrays are read.
+#: Accepted readings of the code arrays.
 CODES_FORMATS = ("auto", "packed", "bits")
 
 
 class CodesFileError(ValueError):
-    """Raised when a codes file is missing, unreadable or holds malformed arrays."""
+    """Raised when a codes file is missing, unreadable or contains malformed arrays."""
 
 
 def _bit_values(array, name):
@@ -88,12 +88,12 @@ def _is_bit_matrix(array, name):
     is_bit = np.isin(array, (0, 1))
     if is_bit.all():
         return True
-    # Packed codes of a real method hold 0 or 1 in about 2 of 256 bytes; a matrix that is mostly
-    # 0 and 1 is a bit matrix with stray values.
+    # In packed codes of a real method about 2 of 256 bytes are 0 or 1, so a matrix that is
+    # mostly 0 and 1 is a bit matrix with stray values.
     if array.size >= 64 and is_bit.mean() > 0.9:
         row, column = np.argwhere(~is_bit)[0]
         raise CodesFileError(
-            f"{name} looks like a 0/1 bit matrix but holds {array[row, column]} at row {row}, column "
+            f"{name} looks like a 0/1 bit matrix but contains {array[row, column]} at row {row}, column "
             f"{column}. Fix the value, or pass --codes-format packed if these are packed codes."
         )
     return False
@@ -140,7 +140,7 @@ def load_codes_file(path, *, codes_format="auto"):
             missing = [name for name in REQUIRED_ARRAYS if name not in archive.files]
             if missing:
                 raise CodesFileError(
-                    f"{path} lacks {', '.join(missing)}; it holds {', '.join(archive.files) or 'no arrays'}. "
+                    f"{path} lacks {', '.join(missing)}; it contains {', '.join(archive.files) or 'no arrays'}. "
                     f"A codes file needs the arrays {', '.join(REQUIRED_ARRAYS)}."
                 )
             arrays = {name: archive[name] for name in REQUIRED_ARRAYS}

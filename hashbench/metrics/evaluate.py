@@ -137,14 +137,14 @@ def evaluate_codes(
         discounts = discount_sums(n_db)
         for k in ndcg_at:
             metrics[f"ndcg@{k}"] = _ndcg(scores, k, conventions, discounts)
-    metrics.update(_lookup_figures(scores, conventions, LOOKUP_RADIUS))
+    radius_curve = _radius_curve(scores, conventions)
+    metrics.update(_lookup_figures(scores, radius_curve, LOOKUP_RADIUS))
 
     capped = {}
     for name, cutoffs in (("map", map_at), ("precision", precision_at), ("recall", precision_at), ("ndcg", ndcg_at)):
         for cutoff, size in _capped(cutoffs, n_db).items():
             capped[f"{name}@{cutoff}"] = size
 
-    radius_curve = _radius_curve(scores, conventions)
     rank_curve = [_precision_recall_at(scores, n, conventions) for n in rank_grid]
     return {
         "metrics": metrics,

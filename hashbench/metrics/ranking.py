@@ -205,10 +205,13 @@ def _radius_curve(scores, conventions):
     )
 
 
-def _lookup_figures(scores, conventions, radius=LOOKUP_RADIUS):
-    """Precision and recall of the hash lookup within ``radius``, and how many lookups are empty."""
+def _lookup_figures(scores, curve, radius=LOOKUP_RADIUS):
+    """Return precision and recall of the hash lookup within ``radius`` and the empty-lookup share.
+
+    ``curve`` is the ``RadiusCurve`` of the same scores, so a caller that reports the curve as
+    well computes it once.
+    """
     radius = min(radius, scores.n_bits)
-    curve = _radius_curve(scores, conventions)
     retrieved = scores.counts[:, : radius + 1].sum(axis=(1, 2))
     return {
         f"precision@radius{radius}": _as_float(curve.precision_macro[radius]),
@@ -341,8 +344,8 @@ def precision_at_n(
 ):
     """Compute precision@N and recall@N of the Hamming ranking for one or several cut-offs N.
 
-    precision@N is the fraction of relevant items among the top N, recall@N the fraction of the
-    query's relevant items found there; under ``tie-aware`` both are expectations over tie
+    precision@N is the fraction of relevant items among the top N, and recall@N the fraction of
+    the query's relevant items found there. Under ``tie-aware`` both are expectations over tie
     orders. A query with no relevant item is undefined for both. A cut-off above the database
     size is computed at the database size and listed in ``capped``.
 
@@ -415,8 +418,9 @@ def precision_recall_by_radius(
     convention plays no part. Micro averaging pools the pairs of all queries: precision(r) =
     relevant pairs within r / pairs within r (0 when no pair lies within r), recall(r) = relevant
     pairs within r / relevant pairs. Macro averaging takes each query's precision and recall and
-    then the mean; a query whose lookup returns nothing has no precision, and a query with no
-    relevant item has neither, which counts 0 or is left out (``conventions.empty_queries``).
+    then the mean. A query whose lookup returns nothing has no precision, and a query with no
+    relevant item has neither. Such a value counts 0 or is left out
+    (``conventions.empty_queries``).
     Under ``drop``, micro averaging pools only the queries with a relevant item.
 
     Parameters
@@ -467,4 +471,4 @@ def precision_within_radius(
         query_codes, db_codes, query_labels, db_labels, distances=distances, n_bits=n_bits,
         conventions=conventions, chunk_size=chunk_size, progress=progress,
     )
-    return _lookup_figures(scores, conventions, int(radius))
+    return _lookup_figures(scores, _radius_curve(scores, conventions), int(radius))

@@ -20,7 +20,7 @@ with ``H`` the harmonic numbers, since sum_j 1 / (N + j) = H(N + m) - H(N) and
 sum_j (j - 1) / (N + j) = m - (N + 1) * (H(N + m) - H(N)). Summed over the groups and divided by
 a fixed normaliser this is the expected AP (k = n_database) or AP@k with the ``min-k-relevant``
 normaliser. With the ``retrieved`` normaliser the denominator depends on the order inside the one
-group that straddles the cut-off; ``expected_average_precision_retrieved`` sums over the
+group that straddles the cut-off, so ``expected_average_precision_retrieved`` sums over the
 hypergeometric number of relevant items that group places inside the top k.
 """
 
@@ -42,13 +42,18 @@ def discount_sums(n):
     return table
 
 
-def _groups(counts):
-    """Group sizes, relevant counts and what precedes each group, each of shape (n_q, n_bits + 1)."""
+def _groups(counts, k):
+    """Describe each tie group of each query, every array of shape (n_q, n_bits + 1).
+
+    Returns the group sizes, their relevant counts, the items and relevant items ranked before
+    each group, and how many of each group's positions lie within the top k.
+    """
     size = counts.sum(axis=2, dtype=np.int64)
     relevant = counts[:, :, 1].astype(np.int64)
     before = np.cumsum(size, axis=1) - size
     relevant_before = np.cumsum(relevant, axis=1) - relevant
-    return size, relevant, before, relevant_before
+    inside = np.clip(k - before, 0, size)
+    return size, relevant, before, relevant_before, inside
 
 
 def _precision_sum_terms(size, relevant, before, relevant_before, inside, harmonic):
@@ -77,15 +82,13 @@ def expected_precision_sum(counts, k, harmonic):
     -------
     ndarray of shape (n_queries,), dtype float64
     """
-    size, relevant, before, relevant_before = _groups(counts)
-    inside = np.clip(k - before, 0, size)
+    size, relevant, before, relevant_before, inside = _groups(counts, k)
     return _precision_sum_terms(size, relevant, before, relevant_before, inside, harmonic).sum(axis=1)
 
 
 def expected_relevant_in_top(counts, k):
     """Expected number of relevant items within the top k, per query, shape (n_queries,)."""
-    size, relevant, before, _ = _groups(counts)
-    inside = np.clip(k - before, 0, size)
+    size, relevant, _, _, inside = _groups(counts, k)
     return (relevant * inside / np.maximum(size, 1)).sum(axis=1)
 
 
@@ -103,8 +106,7 @@ def expected_average_precision_retrieved(counts, k, harmonic):
     defined : ndarray of shape (n_queries,), dtype bool
         False for a query whose top k contains no relevant item in any order.
     """
-    size, relevant, before, relevant_before = _groups(counts)
-    inside = np.clip(k - before, 0, size)
+    size, relevant, before, relevant_before, inside = _groups(counts, k)
     terms = _precision_sum_terms(size, relevant, before, relevant_before, inside, harmonic)
     n_queries = counts.shape[0]
     values = np.zeros(n_queries)
@@ -162,8 +164,7 @@ def expected_dcg(gain_by_distance, counts, k, discounts):
     -------
     ndarray of shape (n_queries,), dtype float64
     """
-    size, _, before, _ = _groups(counts)
-    inside = np.clip(k - before, 0, size)
+    size, _, before, _, inside = _groups(counts, k)
     mean_gain = gain_by_distance / np.maximum(size, 1)
     return (mean_gain * (discounts[before + inside] - discounts[before])).sum(axis=1)
 
